@@ -1,0 +1,117 @@
+"""Activation modules. Each is one elementwise kernel call per phase; a Linear
+followed by one of these runs fused in a Sequential (see Linear.forward_fused)."""
+import numpy as np
+
+from .module import Module
+
+__all__ = ["ReLU", "LeakyReLU", "ELU", "SoftPlus", "Sigmoid", "Tanh", "SoftMax", "LogSoftMax"]
+
+# codes shared with kernels/cpu/activation.py (kept literal so importing fastnn
+# does not import the kernels)
+_NONE, _RELU, _LEAKY_RELU, _ELU, _SOFTPLUS, _SIGMOID, _TANH = range(7)
+
+
+class _Elementwise(Module):
+    _fusable_code = None
+
+    def _alpha_value(self):
+        return 0.0
+
+    def updateOutput(self, input):
+        x = self._cast_input(input)
+        out = self._buffer("output", x.shape)
+        self.backend.kernels.activation.activation_forward(x, out, self._fusable_code,
+                                                           self._alpha_value())
+        self.output = out
+        return out
+
+    def updateGradInput(self, input, gradOutput):
+        self._require_forward(input)
+        x = self._cast_input(input)
+        g = self._cast_grad(gradOutput, x.shape)
+        gi = self._buffer("gradInput", x.shape)
+        self.backend.kernels.activation.activation_backward(
+            x, g, gi, self.output, self._fusable_code, self._alpha_value())
+        self.gradInput = gi
+        return gi
+
+
+class ReLU(_Elementwise):
+    _fusable_code = _RELU
+
+
+class LeakyReLU(_Elementwise):
+    _fusable_code = _LEAKY_RELU
+
+    def __init__(self, slope=0.03):
+        super().__init__()
+        if isinstance(slope, bool) or not isinstance(slope, (int, float, np.floating)) \
+                or not np.isfinite(slope) or slope < 0:
+            raise ValueError(f"LeakyReLU: slope must be a finite number >= 0, got {slope!r}")
+        self.slope = float(slope)
+
+    def _alpha_value(self):
+        return self.slope
+
+    def __repr__(self):
+        return f"LeakyReLU(slope={self.slope})"
+
+
+class ELU(_Elementwise):
+    _fusable_code = _ELU
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) \
+                or not np.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"ELU: alpha must be a finite number >= 0, got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def _alpha_value(self):
+        return self.alpha
+
+    def __repr__(self):
+        return f"ELU(alpha={self.alpha})"
+
+
+class SoftPlus(_Elementwise):
+    _fusable_code = _SOFTPLUS
+
+
+class Sigmoid(_Elementwise):
+    _fusable_code = _SIGMOID
+
+
+class Tanh(_Elementwise):
+    _fusable_code = _TANH
+
+
+class _RowwiseSoftmax(Module):
+    _forward_kernel = None
+    _backward_kernel = None
+
+    def updateOutput(self, input):
+        x = self._cast_input(input)
+        self._check_ndim(x, (2,), "2-D input (N, classes)")
+        out = self._buffer("output", x.shape)
+        getattr(self.backend.kernels.softmax_nll, self._forward_kernel)(x, out)
+        self.output = out
+        return out
+
+    def updateGradInput(self, input, gradOutput):
+        self._require_forward(input)
+        g = self._cast_grad(gradOutput, self.output.shape)
+        gi = self._buffer("gradInput", g.shape)
+        getattr(self.backend.kernels.softmax_nll, self._backward_kernel)(g, gi, self.output)
+        self.gradInput = gi
+        return gi
+
+
+class SoftMax(_RowwiseSoftmax):
+    _forward_kernel = "softmax_forward"
+    _backward_kernel = "softmax_backward"
+
+
+class LogSoftMax(_RowwiseSoftmax):
+    _forward_kernel = "log_softmax_forward"
+    _backward_kernel = "log_softmax_backward"

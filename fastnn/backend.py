@@ -1,0 +1,131 @@
+"""Where a module's arrays live (host or GPU) and which kernel set it calls.
+
+A module holds one backend; its phases call ``self.backend.kernels.<family>.<fn>``
+with buffers from ``self.backend``. CPU and CUDA kernel families share names,
+so a module's code is the same on both.
+"""
+import importlib
+import os
+
+import numpy as np
+
+
+class _KernelNamespace:
+    """Imports ``fastnn.kernels.<device>.<family>`` on first use, so that
+    importing fastnn never imports numba.cuda (or compiles anything)."""
+
+    def __init__(self, device):
+        self._device = device
+
+    def __getattr__(self, family):
+        if family.startswith("_"):
+            raise AttributeError(family)
+        mod = importlib.import_module(f"fastnn.kernels.{self._device}.{family}")
+        setattr(self, family, mod)
+        return mod
+
+
+class CPUBackend:
+    name = "cpu"
+    kernels = _KernelNamespace("cpu")
+
+    @staticmethod
+    def empty(shape, dtype):
+        return np.empty(shape, dtype)
+
+    @staticmethod
+    def zeros(shape, dtype):
+        return np.zeros(shape, dtype)
+
+    @staticmethod
+    def to_device(array, dtype):
+        """Contiguous array of ``dtype``; no copy when ``array`` already is one."""
+        return np.ascontiguousarray(array, dtype=dtype)
+
+    @staticmethod
+    def to_numpy(array):
+        return np.asarray(array)
+
+    @staticmethod
+    def is_device_array(array):
+        return isinstance(array, np.ndarray)
+
+
+def cuda_available():
+    """True when numba.cuda sees a usable GPU (or the CUDA simulator is on)."""
+    try:
+        from numba import cuda
+    except Exception:  # numba built without CUDA support
+        return False
+    try:
+        return bool(cuda.is_available())
+    except Exception:
+        return False
+
+
+def cuda_simulator_enabled():
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
+
+
+class CUDABackend:
+    name = "cuda"
+    kernels = _KernelNamespace("cuda")
+
+    @staticmethod
+    def _cuda():
+        from numba import cuda
+        return cuda
+
+    @classmethod
+    def empty(cls, shape, dtype):
+        return cls._cuda().device_array(shape, dtype)
+
+    @classmethod
+    def zeros(cls, shape, dtype):
+        out = cls._cuda().device_array(shape, dtype)
+        cls.kernels.elementwise.fill(out, 0.0)
+        return out
+
+    @classmethod
+    def to_device(cls, array, dtype):
+        cuda = cls._cuda()
+        if cuda.is_cuda_array(array):
+            dev = cuda.as_cuda_array(array)
+            if dev.dtype == np.dtype(dtype) and dev.is_c_contiguous():
+                return dev
+            array = dev.copy_to_host()
+        return cuda.to_device(np.ascontiguousarray(array, dtype=dtype))
+
+    @classmethod
+    def to_numpy(cls, array):
+        return to_numpy(array)
+
+    @classmethod
+    def is_device_array(cls, array):
+        return cls._cuda().is_cuda_array(array)
+
+
+def to_numpy(x):
+    """Bring any fastnn result (NumPy array, numba device array, or an object with
+    ``__cuda_array_interface__``) back to the host as a NumPy array."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "copy_to_host"):
+        return x.copy_to_host()
+    if hasattr(x, "__cuda_array_interface__"):
+        from numba import cuda
+        return cuda.as_cuda_array(x).copy_to_host()
+    return np.asarray(x)
+
+
+def get_backend(name):
+    if name == "cpu":
+        return CPUBackend
+    if name == "cuda":
+        if not (cuda_available() or cuda_simulator_enabled()):
+            raise RuntimeError(
+                "fastnn: .cuda() needs an NVIDIA GPU visible to numba.cuda "
+                "(install the extra: pip install 'fastnn[cuda]'), or the CUDA simulator "
+                "(NUMBA_ENABLE_CUDASIM=1); no GPU was found.")
+        return CUDABackend
+    raise ValueError(f"fastnn: unknown device {name!r}; expected 'cpu' or 'cuda'")

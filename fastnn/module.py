@@ -1,0 +1,487 @@
+"""Module protocol (Torch7 ``nn.Module``) and the Sequential container.
+
+A module's phases are thin: each casts/validates its input, then makes one kernel
+call that writes into buffers the module owns and reuses between calls.
+"""
+import copy
+
+import numpy as np
+
+from .backend import CPUBackend, get_backend
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class GradientSlot:
+    """Data descriptor for a gradient array with lazy zeroing.
+
+    ``zeroGradParameters()`` only marks the gradients as zero; the next
+    ``accGradParameters`` then overwrites instead of accumulating, which saves a
+    memset and a read of every gradient array per step. Reading the attribute
+    while the mark is set materializes the zeros, so users always see the truth.
+    """
+
+    def __set_name__(self, owner, name):
+        self.name = name
+        self.slot = "_raw_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        if obj.__dict__.get("_grad_zero_pending"):
+            obj._materialize_zero_grads()
+        return obj.__dict__.get(self.slot)
+
+    def __set__(self, obj, value):
+        current = obj.__dict__.get(self.slot)
+        if current is None or getattr(obj, "_rebinding", False):
+            obj.__dict__[self.slot] = value
+            return
+        obj._assign_into(self.name, current, value)
+        obj.__dict__["_grad_zero_pending"] = False
+
+
+class Module:
+    """Base class. Subclasses set ``_param_names``/``_grad_names`` (parallel tuples)
+    and ``_state_names`` (non-trained arrays such as moving statistics)."""
+
+    _param_names = ()
+    _grad_names = ()
+    _state_names = ()
+
+    def __init__(self):
+        d = self.__dict__
+        d["output"] = None
+        d["gradInput"] = None
+        d["training"] = True
+        d["dtype"] = np.dtype(np.float32)
+        d["backend"] = CPUBackend
+        d["_buffers"] = {}
+        d["_grad_zero_pending"] = False
+        d["_fwd_src"] = None
+        d["_fwd_input"] = None
+
+    # ---- parameter assignment: store values, check shape -------------------
+    def __setattr__(self, name, value):
+        if (name in self._param_names or name in self._state_names) and \
+                self.__dict__.get(name) is not None and not self.__dict__.get("_rebinding"):
+            self._assign_into(name, self.__dict__[name], value)
+            return
+        object.__setattr__(self, name, value)
+
+    def _assign_into(self, name, current, value):
+        value = self.backend.to_numpy(value) if not isinstance(value, np.ndarray) else value
+        value = np.asarray(value)
+        if value.shape != tuple(current.shape):
+            raise ValueError(f"{self!r}: cannot assign {name} of shape {value.shape}; "
+                             f"expected shape {tuple(current.shape)}")
+        if self.backend is CPUBackend:
+            current[...] = value
+        else:
+            current.copy_to_device(np.ascontiguousarray(value, dtype=current.dtype))
+
+    def _rebind(self, name, array):
+        """Point a parameter/gradient/state attribute at a new array (flattening,
+        dtype or device moves) instead of copying values into the old one."""
+        self.__dict__["_rebinding"] = True
+        try:
+            setattr(self, name, array)
+        finally:
+            self.__dict__["_rebinding"] = False
+
+    def _raw_grad(self, name):
+        return self.__dict__["_raw_" + name]
+
+    def _materialize_zero_grads(self):
+        self.__dict__["_grad_zero_pending"] = False
+        for g in self._grad_names:
+            arr = self.__dict__["_raw_" + g]
+            if self.backend is CPUBackend:
+                arr.fill(0)
+            else:
+                self.backend.kernels.elementwise.fill(arr, 0.0)
+
+    def _take_accumulate_flag(self):
+        """For accGradParameters: False if gradients are lazily zero (overwrite)."""
+        pending = self.__dict__["_grad_zero_pending"]
+        self.__dict__["_grad_zero_pending"] = False
+        return not pending
+
+    # ---- the protocol -------------------------------------------------------
+    def forward(self, input):
+        self.__dict__["_fwd_src"] = None  # a reused input buffer may hold new values
+        out = self.updateOutput(input)
+        self.__dict__["output"] = out
+        return out
+
+    def backward(self, input, gradOutput):
+        self.updateGradInput(input, gradOutput)
+        self.accGradParameters(input, gradOutput)
+        return self.gradInput
+
+    def updateOutput(self, input):
+        self.output = input
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput):
+        pass
+
+    def zeroGradParameters(self):
+        if self._grad_names:
+            self.__dict__["_grad_zero_pending"] = True
+
+    def getParameters(self):
+        return [self.__dict__[n] for n in self._param_names]
+
+    def getGradParameters(self):
+        return [getattr(self, n) for n in self._grad_names]
+
+    def train(self):
+        self.training = True
+        return self
+
+    def evaluate(self):
+        self.training = False
+        return self
+
+    # ---- dtype and device -----------------------------------------------------
+    def _convert_arrays(self, convert):
+        names = self._param_names + self._state_names
+        for n in names:
+            if self.__dict__.get(n) is not None:
+                self._rebind(n, convert(self.__dict__[n]))
+        for g in self._grad_names:
+            self._rebind(g, convert(self.__dict__["_raw_" + g]))
+        self.__dict__["_buffers"] = {}
+        self.__dict__["_fwd_src"] = None
+        self.__dict__["_fwd_input"] = None
+        self.__dict__["output"] = None
+        self.__dict__["gradInput"] = None
+
+    def type(self, dtype):
+        dtype = np.dtype(dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError(f"{self!r}: dtype must be float32 or float64, got {dtype}")
+        if self.backend is not CPUBackend:
+            raise RuntimeError(f"{self!r}: change the dtype on the CPU, before .cuda()")
+        self.dtype = dtype
+        self._convert_arrays(lambda a: np.ascontiguousarray(a, dtype=dtype))
+        return self
+
+    def double(self):
+        return self.type(np.float64)
+
+    def float(self):
+        return self.type(np.float32)
+
+    def cuda(self):
+        backend = get_backend("cuda")
+        if self.backend is not backend:
+            self._convert_arrays(lambda a: backend.to_device(self.backend.to_numpy(a), a.dtype))
+            self.backend = backend
+        return self
+
+    def cpu(self):
+        if self.backend is not CPUBackend:
+            old = self.backend
+            self._convert_arrays(lambda a: np.ascontiguousarray(old.to_numpy(a)))
+            self.backend = CPUBackend
+        return self
+
+    # ---- helpers for subclasses -------------------------------------------------
+    def _buffer(self, key, shape):
+        """A reusable buffer: same array while the shape and dtype stay the same."""
+        buf = self._buffers.get(key)
+        if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != self.dtype:
+            buf = self.backend.empty(tuple(shape), self.dtype)
+            self._buffers[key] = buf
+        return buf
+
+    def _cast_input(self, input):
+        """Input as a contiguous array of the module's dtype on its device.
+        The result is remembered so that backward on the same input skips the cast."""
+        if input is self._fwd_src and self._fwd_input is not None:
+            return self._fwd_input
+        if self.backend is CPUBackend:
+            if not isinstance(input, np.ndarray):
+                if hasattr(input, "__cuda_array_interface__"):
+                    raise TypeError(f"{self!r}: got a GPU array but the module is on the CPU; "
+                                    f"call .cuda() on the module or fastnn.to_numpy() on the input")
+                input = np.asarray(input)
+            if input.dtype.kind not in "fiub":
+                raise TypeError(f"{self!r}: input must be real numbers, got dtype {input.dtype}")
+        x = self.backend.to_device(input, self.dtype)
+        self.__dict__["_fwd_src"] = input
+        self.__dict__["_fwd_input"] = x
+        return x
+
+    def _cast_grad(self, gradOutput, expected_shape):
+        g = self.backend.to_device(gradOutput, self.dtype) if self.backend is not CPUBackend \
+            else np.ascontiguousarray(gradOutput, dtype=self.dtype)
+        if tuple(g.shape) != tuple(expected_shape):
+            raise ValueError(f"{self!r}: gradOutput has shape {tuple(g.shape)}, expected "
+                             f"{tuple(expected_shape)} (the shape of this module's output)")
+        return g
+
+    def _require_forward(self, input):
+        if self.output is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+
+    def _check_ndim(self, x, ndims, what):
+        if x.ndim not in ndims:
+            raise ValueError(f"{self!r}: expected {what}, got input of shape {tuple(x.shape)}")
+
+    def __repr__(self):
+        return type(self).__name__
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if self.backend is not CPUBackend:
+            raise RuntimeError(f"{self!r}: call .cpu() before pickling a GPU module")
+        # Buffers and cached inputs are scratch; flat-buffer views are copied so the
+        # copy owns its memory (rebuilt lazily by the container).
+        state["_buffers"] = {}
+        state["_fwd_src"] = None
+        state["_fwd_input"] = None
+        for k, v in list(state.items()):
+            if isinstance(v, np.ndarray) and v.base is not None:
+                state[k] = v.copy()
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def __deepcopy__(self, memo):
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return new
+
+
+class Container(Module):
+    """A module made of children; parameters are lists per child."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        self.__dict__["modules"] = []
+        self.__dict__["_flat"] = None
+        for m in modules:
+            self.add(m)
+
+    def add(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"{self!r}.add: expected a Module, got {type(module).__name__}")
+        self.modules.append(module)
+        self._invalidate()
+        return self
+
+    def _invalidate(self):
+        self.__dict__["_flat"] = None
+        self.__dict__["_plan"] = None
+
+    # parameters: one list per child, children's arrays live in one flat buffer
+    def flatten_parameters(self):
+        """Move every leaf parameter (and gradient) into one contiguous buffer, so that
+        the fused optimizer updates the whole net in one kernel pass. Idempotent: it
+        rebuilds only when children, dtypes or devices changed."""
+        flat = self._flat
+        if flat is not None and all(m.__dict__[pn] is vp and m.__dict__["_raw_" + gn] is vg
+                                    for m, pn, vp, gn, vg in flat["views"]):
+            return flat
+        leaves = [m for m in self._leaves() if m._param_names]
+        backend = self._leaf_backend(leaves)
+        dtypes = {m.dtype for m in leaves}
+        if len(dtypes) > 1:
+            raise ValueError(f"{self!r}: children have mixed dtypes {sorted(map(str, dtypes))}; "
+                             f"call .float() or .double() on the container")
+        dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        total = sum(int(np.prod(m.__dict__[n].shape)) for m in leaves for n in m._param_names)
+        flat_p = backend.empty((total,), dtype)
+        flat_g = backend.zeros((total,), dtype)
+        views = []
+        off = 0
+        for m in leaves:
+            for pn, gn in zip(m._param_names, m._grad_names):
+                p = m.__dict__[pn]
+                n = int(np.prod(p.shape))
+                view_p = flat_p[off:off + n].reshape(p.shape)
+                view_g = flat_g[off:off + n].reshape(p.shape)
+                if backend is CPUBackend:
+                    view_p[...] = p
+                    view_g[...] = m.__dict__["_raw_" + gn]
+                else:
+                    view_p.copy_to_device(p)
+                    view_g.copy_to_device(m.__dict__["_raw_" + gn])
+                m._rebind(pn, view_p)
+                m._rebind(gn, view_g)
+                views.append((m, pn, view_p, gn, view_g))
+                off += n
+        flat = {"params": flat_p, "grads": flat_g, "views": views}
+        self.__dict__["_flat"] = flat
+        return flat
+
+    @staticmethod
+    def _leaf_backend(leaves):
+        return leaves[0].backend if leaves else CPUBackend
+
+    def _leaves(self):
+        for m in self.modules:
+            if isinstance(m, Container):
+                yield from m._leaves()
+            else:
+                yield m
+
+    def getParameters(self):
+        self.flatten_parameters()
+        return self._nested("getParameters")
+
+    def getGradParameters(self):
+        self.flatten_parameters()
+        return self._nested("getGradParameters")
+
+    def _nested(self, method):
+        # children's lists without letting a nested container re-flatten its leaves
+        return [m._nested(method) if isinstance(m, Container) else getattr(m, method)()
+                for m in self.modules]
+
+    def zeroGradParameters(self):
+        for m in self.modules:
+            m.zeroGradParameters()
+
+    def train(self):
+        self.training = True
+        for m in self.modules:
+            m.train()
+        return self
+
+    def evaluate(self):
+        self.training = False
+        for m in self.modules:
+            m.evaluate()
+        return self
+
+    def type(self, dtype):
+        for m in self.modules:
+            m.type(dtype)
+        self.dtype = np.dtype(dtype)
+        self._invalidate()
+        return self
+
+    def cuda(self):
+        for m in self.modules:
+            m.cuda()
+        self.backend = self.modules[0].backend if self.modules else get_backend("cuda")
+        self._invalidate()
+        return self
+
+    def cpu(self):
+        for m in self.modules:
+            m.cpu()
+        self.backend = CPUBackend
+        self._invalidate()
+        return self
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_flat"] = None
+        state["_plan"] = None
+        return state
+
+
+class Sequential(Container):
+    """Children applied in order. ``backward`` feeds each child the input it saw
+    in ``forward``. A Linear followed by an activation runs as one fused kernel."""
+
+    def insert(self, module, index):
+        if not isinstance(module, Module):
+            raise TypeError(f"{self!r}.insert: expected a Module, got {type(module).__name__}")
+        self.modules.insert(index, module)
+        self._invalidate()
+        return self
+
+    def remove(self, index=-1):
+        m = self.modules.pop(index)
+        self._invalidate()
+        return m
+
+    def __len__(self):
+        return len(self.modules)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(*self.modules[index])
+        return self.modules[index]
+
+    def __iter__(self):
+        return iter(self.modules)
+
+    def _fusion_plan(self):
+        """Pairs (i, fused) where module i fuses with module i+1 (Linear + activation)."""
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            plan = []
+            i, n = 0, len(self.modules)
+            while i < n:
+                m = self.modules[i]
+                nxt = self.modules[i + 1] if i + 1 < n else None
+                if nxt is not None and hasattr(m, "can_fuse_with") and m.can_fuse_with(nxt):
+                    plan.append((i, True))
+                    i += 2
+                else:
+                    plan.append((i, False))
+                    i += 1
+            self.__dict__["_plan"] = plan
+        return plan
+
+    def updateOutput(self, input):
+        x = input
+        mods = self.modules
+        for i, fused in self._fusion_plan():
+            if fused:
+                x = mods[i].forward_fused(x, mods[i + 1])
+            else:
+                x = mods[i].forward(x)
+        self.output = x
+        return x
+
+    def backward(self, input, gradOutput):
+        mods = self.modules
+        g = gradOutput
+        for i, fused in reversed(self._fusion_plan()):
+            if fused:
+                inp = input if i == 0 else mods[i - 1].output
+                g = mods[i].backward_fused(inp, g, mods[i + 1])
+            else:
+                inp = input if i == 0 else mods[i - 1].output
+                g = mods[i].backward(inp, g)
+        self.gradInput = g
+        return g
+
+    def updateGradInput(self, input, gradOutput):
+        # Torch7 semantics: gradInput only, parameters untouched.
+        mods = self.modules
+        g = gradOutput
+        for i in range(len(mods) - 1, -1, -1):
+            inp = input if i == 0 else mods[i - 1].output
+            g = mods[i].updateGradInput(inp, g)
+        self.gradInput = g
+        return g
+
+    def accGradParameters(self, input, gradOutput):
+        mods = self.modules
+        g = gradOutput
+        for i in range(len(mods) - 1, -1, -1):
+            inp = input if i == 0 else mods[i - 1].output
+            mods[i].accGradParameters(inp, g)
+            g = mods[i].gradInput
+
+    def __repr__(self):
+        lines = [f"Sequential ({len(self.modules)} modules)"]
+        for i, m in enumerate(self.modules):
+            child = repr(m).replace("\n", "\n     ")
+            lines.append(f"  ({i}) {child}")
+        return "\n".join(lines)

@@ -1,0 +1,305 @@
+"""Optimizers, functional as in the homework (``sgd_momentum``, ``adam_optimizer``)
+and as classes (``SGD``, ``Adam``), plus learning-rate schedules.
+
+When the variables are views into one flat buffer (what a fastnn container's
+``getParameters()`` returns) the update is one fused kernel pass over the whole
+buffer. Any other nested lists of arrays take the per-array path: one kernel
+call per array. State keeps the homework's layout (dicts indexed by variable
+number); on the fused path those arrays are views into flat state buffers.
+"""
+import math
+
+import numpy as np
+
+from .backend import CPUBackend, get_backend
+
+__all__ = ["sgd_momentum", "adam_optimizer", "SGD", "Adam", "StepDecay", "ExponentialDecay",
+           "CosineDecay", "step_decay"]
+
+
+def _flatten(nested, where, path="variables"):
+    out = []
+
+    def walk(item, p):
+        if isinstance(item, (list, tuple)):
+            for i, sub in enumerate(item):
+                walk(sub, f"{p}[{i}]")
+        else:
+            out.append(item)
+    walk(nested, path)
+    return out
+
+
+def _structure(nested):
+    if isinstance(nested, (list, tuple)):
+        return [_structure(x) for x in nested]
+    return tuple(nested.shape)
+
+
+def _pairs(variables, gradients, where):
+    if _structure(variables) != _structure(gradients):
+        raise ValueError(f"{where}: variables and gradients differ in structure or shapes: "
+                         f"{_structure(variables)} vs {_structure(gradients)}")
+    vs = _flatten(variables, where)
+    gs = _flatten(gradients, where, "gradients")
+    for i, (v, g) in enumerate(zip(vs, gs)):
+        if not hasattr(v, "shape") or not hasattr(g, "dtype"):
+            raise TypeError(f"{where}: variable #{i} is not an array (got {type(v).__name__})")
+        if np.dtype(v.dtype).kind != "f":
+            raise TypeError(f"{where}: variable #{i} has dtype {v.dtype}; parameters must be floats")
+    return vs, gs
+
+
+def _backend_of(arrays):
+    if arrays and not isinstance(arrays[0], np.ndarray):
+        return get_backend("cuda")
+    return CPUBackend
+
+
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+def _flat_layout(vs, gs):
+    """(flat_params, flat_grads) if every variable/gradient is a view into one
+    contiguous buffer, laid end to end in order and covering it; else None."""
+    if not vs or not all(isinstance(a, np.ndarray) for a in vs + gs):
+        return None
+    P, G = vs[0].base, gs[0].base
+    if P is None or G is None or P.ndim != 1 or G.ndim != 1 or P.size != G.size \
+            or not P.flags.c_contiguous or not G.flags.c_contiguous or P.dtype != G.dtype:
+        return None
+    off = 0
+    item = P.itemsize
+    for v, g in zip(vs, gs):
+        if v.base is not P or g.base is not G or v.dtype != P.dtype or not v.flags.c_contiguous \
+                or not g.flags.c_contiguous \
+                or _address(v) - _address(P) != off * item or _address(g) - _address(G) != off * item:
+            return None
+        off += v.size
+    return (P, G) if off == P.size else None
+
+
+def _fused_state(state, keys, vs, gs):
+    """Return the cached fused layout for these exact arrays, building it (and the
+    flat state buffers, with per-variable views stored in ``state[key][i]``) once."""
+    cache = state.get("_fused")
+    if cache is not None and len(cache["vs"]) == len(vs) and \
+            all(a is b for a, b in zip(cache["vs"], vs)) and all(a is b for a, b in zip(cache["gs"], gs)):
+        return cache
+    layout = _flat_layout(vs, gs)
+    if layout is None:
+        state.pop("_fused", None)
+        return None
+    P, G = layout
+    cache = {"vs": list(vs), "gs": list(gs), "P": P, "G": G, "buffers": {}}
+    for key in keys:
+        flat = np.zeros_like(P)
+        per_var = state.setdefault(key, {})
+        off = 0
+        for i, v in enumerate(vs):
+            view = flat[off:off + v.size].reshape(v.shape)
+            old = per_var.get(i)
+            if old is not None and tuple(np.shape(old)) == tuple(v.shape):
+                view[...] = old  # keep momentum from earlier per-array steps
+            per_var[i] = view
+            off += v.size
+        cache["buffers"][key] = flat
+    state["_fused"] = cache
+    return cache
+
+
+def _per_var_state(state, key, i, g, backend):
+    d = state.setdefault(key, {})
+    buf = d.get(i)
+    if buf is None:
+        buf = backend.zeros(tuple(g.shape), g.dtype)
+        d[i] = buf
+    elif tuple(buf.shape) != tuple(g.shape):
+        raise ValueError(f"optimizer state {key}[{i}] has shape {tuple(buf.shape)} but the "
+                         f"variable now has shape {tuple(g.shape)}; start with a fresh state dict")
+    return buf
+
+
+def _config_value(config, key, where, default=None):
+    if key in config:
+        return float(config[key])
+    if default is None:
+        raise KeyError(f"{where}: config needs the key {key!r}")
+    return default
+
+
+def sgd_momentum(variables, gradients, config, state):
+    """v = momentum * v + learning_rate * g; variable -= v (the homework's rule).
+    Updates nested lists of float arrays in place; ``state['accumulated_grads']``
+    holds v per variable index."""
+    where = "sgd_momentum"
+    lr = _config_value(config, "learning_rate", where)
+    momentum = _config_value(config, "momentum", where, 0.0)
+    vs, gs = _pairs(variables, gradients, where)
+    state.setdefault("accumulated_grads", {})
+    backend = _backend_of(vs)
+    kernel = backend.kernels.optim.sgd_momentum_update
+    fused = _fused_state(state, ("accumulated_grads",), vs, gs) if backend is CPUBackend else None
+    if fused is not None:
+        t = fused["P"].dtype.type  # scalars in the buffer's dtype keep the loop in float32
+        kernel(fused["G"], fused["P"], fused["buffers"]["accumulated_grads"], t(lr), t(momentum))
+        return
+    for i, (v, g) in enumerate(zip(vs, gs)):
+        vel = _per_var_state(state, "accumulated_grads", i, g, backend)
+        t = np.dtype(v.dtype).type
+        kernel(_as_kernel_array(g, v.dtype, backend), v, vel, t(lr), t(momentum))
+
+
+def adam_optimizer(variables, gradients, config, state):
+    """Bias-corrected Adam: config keys learning_rate, beta1, beta2, epsilon;
+    state keys m, v (dicts per variable index) and t (step count)."""
+    where = "adam_optimizer"
+    lr = _config_value(config, "learning_rate", where)
+    beta1 = _config_value(config, "beta1", where, 0.9)
+    beta2 = _config_value(config, "beta2", where, 0.999)
+    eps = _config_value(config, "epsilon", where, 1e-8)
+    vs, gs = _pairs(variables, gradients, where)
+    state.setdefault("m", {})
+    state.setdefault("v", {})
+    state["t"] = state.get("t", 0) + 1
+    t_step = state["t"]
+    lr_t = lr * math.sqrt(1 - beta2 ** t_step) / (1 - beta1 ** t_step)
+    backend = _backend_of(vs)
+    kernel = backend.kernels.optim.adam_update
+    fused = _fused_state(state, ("m", "v"), vs, gs) if backend is CPUBackend else None
+    if fused is not None:
+        t = fused["P"].dtype.type
+        kernel(fused["G"], fused["P"], fused["buffers"]["m"], fused["buffers"]["v"],
+               t(lr_t), t(beta1), t(beta2), t(eps))
+        return
+    for i, (v, g) in enumerate(zip(vs, gs)):
+        m_i = _per_var_state(state, "m", i, g, backend)
+        v_i = _per_var_state(state, "v", i, g, backend)
+        t = np.dtype(v.dtype).type
+        kernel(_as_kernel_array(g, v.dtype, backend), v, m_i, v_i, t(lr_t), t(beta1), t(beta2),
+               t(eps))
+
+
+def _as_kernel_array(g, dtype, backend):
+    if backend is CPUBackend:
+        return np.ascontiguousarray(g, dtype=dtype)
+    return g
+
+
+class _Optimizer:
+    """Class form: ``opt = SGD(net, learning_rate=0.1); ...; opt.step()``."""
+
+    _rule = None
+    _defaults = {}
+
+    def __init__(self, module, **config):
+        unknown = set(config) - set(self._defaults)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; "
+                            f"expected {sorted(self._defaults)}")
+        self.module = module
+        self.config = dict(self._defaults, **config)
+        self.state = {}
+
+    def zero_grad(self):
+        self.module.zeroGradParameters()
+
+    def step(self):
+        type(self)._rule(self.module.getParameters(), self.module.getGradParameters(),
+                         self.config, self.state)
+
+    def state_dict(self):
+        """Arrays and scalars of the optimizer state, flat, for checkpoints."""
+        out = {"config": dict(self.config)}
+        for key, val in self.state.items():
+            if key.startswith("_"):
+                continue
+            if isinstance(val, dict):
+                out[key] = {i: np.array(CPUBackend.to_numpy(a)) if not isinstance(a, np.ndarray)
+                            else np.array(a) for i, a in val.items()}
+            else:
+                out[key] = val
+        return out
+
+    def load_state_dict(self, sd):
+        self.config.update(sd.get("config", {}))
+        self.state = {}
+        for key, val in sd.items():
+            if key == "config":
+                continue
+            self.state[key] = {int(i): np.array(a) for i, a in val.items()} \
+                if isinstance(val, dict) else val
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.config.items())})"
+
+
+class SGD(_Optimizer):
+    _rule = staticmethod(sgd_momentum)
+    _defaults = {"learning_rate": 0.01, "momentum": 0.0}
+
+
+class Adam(_Optimizer):
+    _rule = staticmethod(adam_optimizer)
+    _defaults = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+
+
+# ---- learning-rate schedules: callables epoch -> learning rate --------------
+class _Schedule:
+    def __init__(self, initial_lr):
+        if not initial_lr > 0:
+            raise ValueError(f"{type(self).__name__}: initial_lr must be > 0, got {initial_lr!r}")
+        self.initial_lr = float(initial_lr)
+
+    def apply(self, config, epoch):
+        """Set ``config['learning_rate']`` for ``epoch`` (0-based) and return it."""
+        lr = self(epoch)
+        config["learning_rate"] = lr
+        return lr
+
+
+class StepDecay(_Schedule):
+    """lr = initial_lr * gamma ** (epoch // step_size); e.g. halve every 3 epochs."""
+
+    def __init__(self, initial_lr, step_size=3, gamma=0.5):
+        super().__init__(initial_lr)
+        if int(step_size) <= 0:
+            raise ValueError(f"StepDecay: step_size must be a positive integer, got {step_size!r}")
+        self.step_size, self.gamma = int(step_size), float(gamma)
+
+    def __call__(self, epoch):
+        return self.initial_lr * self.gamma ** (int(epoch) // self.step_size)
+
+    def __repr__(self):
+        return f"StepDecay({self.initial_lr}, step_size={self.step_size}, gamma={self.gamma})"
+
+
+class ExponentialDecay(_Schedule):
+    def __init__(self, initial_lr, gamma=0.95):
+        super().__init__(initial_lr)
+        self.gamma = float(gamma)
+
+    def __call__(self, epoch):
+        return self.initial_lr * self.gamma ** int(epoch)
+
+    def __repr__(self):
+        return f"ExponentialDecay({self.initial_lr}, gamma={self.gamma})"
+
+
+class CosineDecay(_Schedule):
+    def __init__(self, initial_lr, total_epochs, min_lr=0.0):
+        super().__init__(initial_lr)
+        self.total_epochs, self.min_lr = max(int(total_epochs), 1), float(min_lr)
+
+    def __call__(self, epoch):
+        frac = min(int(epoch), self.total_epochs) / self.total_epochs
+        return self.min_lr + 0.5 * (self.initial_lr - self.min_lr) * (1 + math.cos(math.pi * frac))
+
+    def __repr__(self):
+        return f"CosineDecay({self.initial_lr}, total_epochs={self.total_epochs})"
+
+
+def step_decay(config, epoch, initial_lr, step_size=3, gamma=0.5):
+    """Functional form: set config['learning_rate'] for the epoch and return it."""
+    return StepDecay(initial_lr, step_size, gamma).apply(config, epoch)

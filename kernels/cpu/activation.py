@@ -1,0 +1,70 @@
+"""Elementwise activations, forward and backward, plus the scalar functions the
+fused affine kernels inline. Every branch is written so that NaN propagates
+(``z <= 0`` is False for NaN, so ReLU(NaN) = NaN)."""
+import math
+
+from numba import njit
+
+NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH = range(7)
+
+
+@njit(cache=True, inline="always")
+def _sigmoid(z):
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)  # NaN lands here and stays NaN
+    return e / (1.0 + e)
+
+
+@njit(cache=True, inline="always")
+def activation_value(code, z, alpha):
+    if code == RELU:
+        return 0.0 if z <= 0 else z
+    if code == LEAKY_RELU:
+        return alpha * z if z <= 0 else z
+    if code == ELU:
+        return alpha * math.expm1(z) if z <= 0 else z
+    if code == SOFTPLUS:
+        # log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|)
+        return (z if z > 0 else 0.0) + math.log1p(math.exp(-abs(z)))
+    if code == SIGMOID:
+        return _sigmoid(z)
+    if code == TANH:
+        return math.tanh(z)
+    return z
+
+
+@njit(cache=True, inline="always")
+def activation_derivative(code, z, y, alpha):
+    """d y / d z from the pre-activation z and the output y."""
+    if code == RELU:
+        return 1.0 if z > 0 else 0.0
+    if code == LEAKY_RELU:
+        return 1.0 if z > 0 else alpha
+    if code == ELU:
+        return 1.0 if z > 0 else y + alpha
+    if code == SOFTPLUS:
+        return _sigmoid(z)
+    if code == SIGMOID:
+        return y * (1.0 - y)
+    if code == TANH:
+        return 1.0 - y * y
+    return 1.0
+
+
+@njit(cache=True)
+def activation_forward(input, output, code, alpha):
+    x = input.reshape(input.size)
+    y = output.reshape(output.size)
+    for i in range(x.size):
+        y[i] = activation_value(code, x[i], alpha)
+
+
+@njit(cache=True)
+def activation_backward(input, gradOutput, gradInput, output, code, alpha):
+    x = input.reshape(input.size)
+    g = gradOutput.reshape(gradOutput.size)
+    gi = gradInput.reshape(gradInput.size)
+    y = output.reshape(output.size)
+    for i in range(x.size):
+        gi[i] = g[i] * activation_derivative(code, x[i], y[i], alpha)

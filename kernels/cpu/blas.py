@@ -1,0 +1,96 @@
+"""BLAS GEMM callable from Numba, with alpha/beta so gradients accumulate in place.
+
+Numba's own ``np.dot`` always overwrites its output; gradients need
+``C = alpha * op(A) @ op(B) + beta * C`` without a temporary, so we call scipy's
+``cython_blas`` (the library Numba's ``np.dot`` uses) through symbols registered
+with LLVM by name, which keeps the callers cacheable (ctypes pointers are not).
+"""
+import llvmlite.binding as llvm
+import numpy as np
+from numba import njit, types
+from numba.extending import get_cython_function_address
+
+
+def _bind(name):
+    llvm.add_symbol(f"fastnn_{name}", get_cython_function_address("scipy.linalg.cython_blas", name))
+
+
+for _name in ("sgemm", "dgemm", "sgemv", "dgemv"):
+    _bind(_name)
+
+_vp = types.voidptr
+_sgemm = types.ExternalFunction("fastnn_sgemm", types.void(*([_vp] * 13)))
+_dgemm = types.ExternalFunction("fastnn_dgemm", types.void(*([_vp] * 13)))
+_sgemv = types.ExternalFunction("fastnn_sgemv", types.void(*([_vp] * 11)))
+_dgemv = types.ExternalFunction("fastnn_dgemv", types.void(*([_vp] * 11)))
+
+_N = ord("N")
+_T = ord("T")
+
+
+@njit(cache=True)
+def gemm(trans_a, trans_b, alpha, a, b, beta, c):
+    """c = alpha * op(a) @ op(b) + beta * c for C-contiguous 2-D arrays of one dtype.
+
+    Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, so BLAS gets
+    (b, a) with the roles swapped; no transposed copies are made. One-row outputs
+    go to gemv and rank-1 updates to a plain loop: OpenBLAS's gemm is ~10x slower
+    there (batch-1 training is exactly these two shapes).
+    """
+    m = c.shape[0]
+    n = c.shape[1]
+    k = a.shape[0] if trans_a else a.shape[1]
+    if m == 0 or n == 0:
+        return
+    if k <= 1:
+        for i in range(m):
+            for j in range(n):
+                prod = 0.0
+                if k == 1:
+                    ai = a[0, i] if trans_a else a[i, 0]
+                    bj = b[j, 0] if trans_b else b[0, j]
+                    prod = alpha * ai * bj
+                c[i, j] = prod if beta == 0 else beta * c[i, j] + prod
+        return
+    flags = np.empty(2, np.int8)
+    dims = np.empty(6, np.int32)
+    scal = np.empty(2, c.dtype)
+    scal[0] = alpha
+    scal[1] = beta
+    if m == 1:
+        # c[0, :] = alpha * op(b)^T @ op(a)[0, :] + beta * c[0, :]
+        flags[0] = _T if trans_b else _N
+        dims[0] = k if trans_b else n     # rows of b's memory seen column-major
+        dims[1] = n if trans_b else k
+        dims[2] = b.shape[1]              # leading dimension
+        dims[3] = a.shape[1] if trans_a else 1  # stride between a's k entries
+        dims[4] = 1
+        if c.itemsize == 4:  # both branches type-check: every pointer is void*
+            _sgemv(flags.ctypes.data, dims[0:].ctypes.data, dims[1:].ctypes.data,
+                   scal[0:].ctypes.data, b.ctypes.data, dims[2:].ctypes.data,
+                   a.ctypes.data, dims[3:].ctypes.data, scal[1:].ctypes.data,
+                   c.ctypes.data, dims[4:].ctypes.data)
+        else:
+            _dgemv(flags.ctypes.data, dims[0:].ctypes.data, dims[1:].ctypes.data,
+                   scal[0:].ctypes.data, b.ctypes.data, dims[2:].ctypes.data,
+                   a.ctypes.data, dims[3:].ctypes.data, scal[1:].ctypes.data,
+                   c.ctypes.data, dims[4:].ctypes.data)
+        return
+    flags[0] = _T if trans_b else _N  # column-major first operand is b
+    flags[1] = _T if trans_a else _N
+    dims[0] = n
+    dims[1] = m
+    dims[2] = k
+    dims[3] = b.shape[1]  # leading dimensions are the row lengths
+    dims[4] = a.shape[1]
+    dims[5] = c.shape[1]
+    if c.itemsize == 4:
+        _sgemm(flags[0:].ctypes.data, flags[1:].ctypes.data, dims[0:].ctypes.data,
+               dims[1:].ctypes.data, dims[2:].ctypes.data, scal[0:].ctypes.data,
+               b.ctypes.data, dims[3:].ctypes.data, a.ctypes.data, dims[4:].ctypes.data,
+               scal[1:].ctypes.data, c.ctypes.data, dims[5:].ctypes.data)
+    else:
+        _dgemm(flags[0:].ctypes.data, flags[1:].ctypes.data, dims[0:].ctypes.data,
+               dims[1:].ctypes.data, dims[2:].ctypes.data, scal[0:].ctypes.data,
+               b.ctypes.data, dims[3:].ctypes.data, a.ctypes.data, dims[4:].ctypes.data,
+               scal[1:].ctypes.data, c.ctypes.data, dims[5:].ctypes.data)

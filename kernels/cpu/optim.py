@@ -1,0 +1,34 @@
+"""Fused optimizer updates: one pass over a flat parameter buffer and its flat
+gradient buffer (or over one array on the per-array path). Homework semantics:
+SGD-momentum keeps v = momentum * v + lr * g, then p -= v."""
+import math
+
+from numba import njit
+
+
+@njit(cache=True)
+def sgd_momentum_update(grad, param, velocity, learning_rate, momentum):
+    g = grad.reshape(grad.size)
+    p = param.reshape(param.size)
+    v = velocity.reshape(velocity.size)
+    for i in range(p.size):
+        vi = momentum * v[i] + learning_rate * g[i]
+        v[i] = vi
+        p[i] -= vi
+
+
+@njit(cache=True)
+def adam_update(grad, param, m, v, learning_rate_t, beta1, beta2, epsilon):
+    """Bias-corrected Adam, the correction folded into learning_rate_t =
+    lr * sqrt(1 - beta2^t) / (1 - beta1^t) (the homework's formulation)."""
+    g = grad.reshape(grad.size)
+    p = param.reshape(param.size)
+    mf = m.reshape(m.size)
+    vf = v.reshape(v.size)
+    for i in range(p.size):
+        gi = g[i]
+        mi = beta1 * mf[i] + (1.0 - beta1) * gi
+        vi = beta2 * vf[i] + (1.0 - beta2) * gi * gi
+        mf[i] = mi
+        vf[i] = vi
+        p[i] -= learning_rate_t * mi / (math.sqrt(vi) + epsilon)
