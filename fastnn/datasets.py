@@ -1,0 +1,518 @@
+"""MNIST: find, download, verify and load the four IDX files; batches; augmentation.
+
+Where the files are looked for, in order:
+  1. ``root`` (the folder holding the files) and ``root/mnist``, when given;
+  2. ``$FASTNN_DATA/mnist``;
+  3. ``~/.cache/fastnn/mnist`` (where downloads go when no ``root`` is given).
+
+Each file may be gzip-compressed (``.gz``) or plain. Checksums are MD5s of the
+decompressed content (the published ones), so recompressed archives still verify.
+A file that verified once is recorded (size, mtime, md5) in
+``~/.cache/fastnn/verified/`` so later loads skip hashing; parsed arrays are also
+cached in memory for the life of the process.
+
+tqdm and urllib are imported only when a download happens.
+"""
+import hashlib
+import json
+import math
+import os
+
+import numpy as np
+
+#: Mirrors tried in turn; each is a URL prefix to which ``<file>.gz`` is appended.
+MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+
+#: Published MD5s of the decompressed IDX files.
+MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+
+#: Seconds a mirror may stay silent before we give up on it.
+DOWNLOAD_TIMEOUT = 30.0
+
+_IDX_LABELS = 2049  # 0x00000801: unsigned bytes, 1 dimension
+_IDX_IMAGES = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+
+# (resolved path, size, mtime_ns) -> parsed uint8 array; files change rarely, parsing
+# and hashing 47 MB does not need to happen twice per process.
+_ARRAY_CACHE = {}
+
+
+# --------------------------------------------------------------------------- paths
+
+def cache_dir():
+    """``~/.cache/fastnn``: default download folder parent and verification records."""
+    return os.path.join(os.path.expanduser("~"), ".cache", "fastnn")
+
+
+def search_dirs(root=None):
+    """Folders searched for the MNIST files, in order (existing or not)."""
+    dirs = []
+    if root is not None:
+        root = os.fspath(root)
+        dirs += [root, os.path.join(root, "mnist")]
+    env = os.environ.get("FASTNN_DATA")
+    if env:
+        dirs.append(os.path.join(env, "mnist"))
+    dirs.append(os.path.join(cache_dir(), "mnist"))
+    # The same folder may be reached twice (e.g. FASTNN_DATA == root); look once.
+    unique = []
+    for d in dirs:
+        if os.path.abspath(d) not in [os.path.abspath(u) for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def _find_file(folder, name):
+    """Path of ``name`` in ``folder`` (plain preferred: no decompression), or None."""
+    for candidate in (name, name + ".gz"):
+        path = os.path.join(folder, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def find_mnist(root=None):
+    """First folder in ``search_dirs(root)`` holding all four files, or None."""
+    for folder in search_dirs(root):
+        if all(_find_file(folder, name) for name in FILES):
+            return folder
+    return None
+
+
+# --------------------------------------------------------------------------- IDX
+
+def _read_bytes(path, gz=None):
+    """Decompressed content of ``path`` (gzip when ``gz``, default: name ends in .gz)."""
+    path = os.fspath(path)
+    if gz is None:
+        gz = path.endswith(".gz")
+    if gz:
+        import gzip
+        import zlib
+        try:
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{path}: corrupt or truncated gzip file ({exc})") from exc
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _parse_idx(data, path):
+    """uint8 array from IDX bytes; strict about magic, dims and length."""
+    if len(data) < 8:
+        raise ValueError(f"{path}: not an IDX file: only {len(data)} bytes, "
+                         "shorter than the 8-byte header")
+    magic = int.from_bytes(data[0:4], "big")
+    if magic == _IDX_LABELS:
+        ndim = 1
+    elif magic == _IDX_IMAGES:
+        ndim = 3
+    else:
+        raise ValueError(f"{path}: bad IDX magic number {magic} (0x{magic:08x}); expected "
+                         f"{_IDX_LABELS} (labels) or {_IDX_IMAGES} (images)")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path}: truncated IDX header: expected {header} bytes, "
+                         f"got {len(data)}")
+    dims = tuple(int.from_bytes(data[4 + 4 * k:8 + 4 * k], "big") for k in range(ndim))
+    if ndim == 3 and (dims[1] == 0 or dims[2] == 0):
+        raise ValueError(f"{path}: bad IDX image size {dims[1]}x{dims[2]}")
+    expected = header + math.prod(dims)
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "trailing bytes"
+        raise ValueError(f"{path}: {what}: dims {dims} need expected {expected} bytes, "
+                         f"got {len(data)}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def read_idx(path):
+    """Parse one IDX file (``.gz`` or plain) into a read-only uint8 array.
+
+    Raises ``ValueError`` naming the file when the magic number is not 2049/2051,
+    or when the length does not match the dims in the header.
+    """
+    return _parse_idx(_read_bytes(path), os.fspath(path))
+
+
+# --------------------------------------------------------------------------- checksums
+
+def _base_name(path):
+    name = os.path.basename(path)
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def _check_md5(data, name, where, hint=" (delete the file to download it again)"):
+    """MD5 of ``data`` after checking it against ``MD5[name]`` (None for unknown names)."""
+    expected = MD5.get(name)
+    if expected is None:
+        return None
+    got = hashlib.md5(data).hexdigest()
+    if got != expected:
+        raise ValueError(f"{where}: MD5 mismatch for {name}: expected {expected}, "
+                         f"got {got}{hint}")
+    return got
+
+
+def _record_path(folder):
+    key = hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:16]
+    return os.path.join(cache_dir(), "verified", key + ".json")
+
+
+def _load_records(folder):
+    try:
+        with open(_record_path(folder)) as f:
+            records = json.load(f)
+        return records if isinstance(records, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _stat_key(path):
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _is_recorded(path):
+    """True when ``path`` verified before and has not changed since."""
+    record = _load_records(os.path.dirname(path)).get(os.path.basename(path))
+    name = _base_name(path)
+    return (isinstance(record, dict) and record.get("stat") == _stat_key(path)
+            and record.get("md5") == MD5.get(name))
+
+
+def _record_verified(path, md5):
+    """Remember that ``path`` matched ``md5``. Kept in the user cache, not next to the
+    data, since data folders are often shared or read-only. Best effort."""
+    folder = os.path.dirname(path)
+    records = _load_records(folder)
+    records[os.path.basename(path)] = {"stat": _stat_key(path), "md5": md5}
+    target = _record_path(folder)
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = f"{target}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(records, f)
+        os.replace(tmp, target)
+    except OSError:
+        pass
+
+
+def _load_array(path, verify):
+    """Parsed (and, with ``verify``, MD5-checked) uint8 array, cached per process."""
+    path = os.path.abspath(path)
+    key = (path, *_stat_key(path))
+    cached = _ARRAY_CACHE.get(key)
+    if cached is not None and (not verify or cached[1]):
+        return cached[0]
+    data = _read_bytes(path)
+    name = _base_name(path)
+    verified = False
+    if verify and name in MD5:
+        if not _is_recorded(path):
+            _record_verified(path, _check_md5(data, name, path))
+        verified = True
+    array = _parse_idx(data, path)
+    _ARRAY_CACHE[key] = (array, verified)
+    return array
+
+
+# --------------------------------------------------------------------------- download
+
+def _fetch(url, dest_folder, name, progress):
+    """Download ``url`` (a gzip of ``name``) into ``dest_folder/name.gz`` atomically.
+
+    The bytes go to a temp file in the same folder; only after the decompressed
+    content matches the MD5 is it renamed into place, so a failed or corrupt
+    download never leaves a file that looks valid.
+    """
+    import tempfile
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    final = os.path.join(dest_folder, name + ".gz")
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=dest_folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+                total = response.headers.get("Content-Length")
+                with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
+                          desc=name, disable=not progress, leave=False) as bar:
+                    while True:
+                        chunk = response.read(1 << 16)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        bar.update(len(chunk))
+        data = _read_bytes(tmp, gz=True)
+        _check_md5(data, name, url, hint="")
+        _parse_idx(data, url)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; caches may be shared
+        os.replace(tmp, final)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _record_verified(final, MD5.get(name))
+    return final
+
+
+def download_mnist(folder=None, mirrors=None, progress=True, files=FILES):
+    """Download the missing ``files`` into ``folder`` (default ``~/.cache/fastnn/mnist``),
+    trying ``mirrors`` (default: the module attribute ``MIRRORS``) in turn.
+
+    Returns the folder. Raises ``RuntimeError`` listing every URL tried and why it
+    failed when some file could not be fetched from any mirror.
+    """
+    folder = os.fspath(folder) if folder is not None else os.path.join(cache_dir(), "mnist")
+    mirrors = MIRRORS if mirrors is None else mirrors
+    os.makedirs(folder, exist_ok=True)
+    failures = []
+    for name in files:
+        if _find_file(folder, name):
+            continue
+        errors = []
+        for mirror in mirrors:
+            url = mirror.rstrip("/") + "/" + name + ".gz"
+            try:
+                _fetch(url, folder, name, progress)
+                break
+            except Exception as exc:  # try the next mirror, report all at the end
+                errors.append(f"{url}: {exc}")
+        else:
+            failures.append((name, errors or ["no mirrors configured"]))
+    if failures:
+        lines = [f"  {name}:\n" + "\n".join(f"    {e}" for e in errors)
+                 for name, errors in failures]
+        raise RuntimeError("could not download MNIST into " + folder + ":\n" + "\n".join(lines))
+    return folder
+
+
+# --------------------------------------------------------------------------- load
+
+def _not_found_message(root, download, download_error):
+    looked = "\n".join(f"  {d}" for d in search_dirs(root))
+    names = ", ".join(f"{n}[.gz]" for n in FILES)
+    if download_error is not None:
+        why = f"Downloading failed:\n{download_error}"
+    elif not download:
+        why = "Downloading is off (download=False)."
+    else:
+        why = ""
+    return (f"MNIST not found: no folder holds all of {names}. Looked in:\n{looked}\n"
+            f"{why}\nSet FASTNN_DATA to a folder containing mnist/ with the four files "
+            "(e.g. `export FASTNN_DATA=../shared/data`), or pass root=.")
+
+
+def load_mnist(root=None, download=True, flatten=True, progress=True, verify=True,
+               mirrors=None):
+    """``(X_train, y_train, X_test, y_test)``: images float32 in [0, 1], shaped (N, 784)
+    when ``flatten`` else (N, 1, 28, 28); labels int64.
+
+    The folder is found as described in the module docstring. When none holds all four
+    files and ``download`` is true, the missing ones are fetched from ``mirrors``
+    (default ``MIRRORS``) into ``root`` (or ``~/.cache/fastnn/mnist``). ``verify``
+    checks each file's MD5 once and remembers it; downloads are always checked.
+    Raises ``FileNotFoundError`` listing every folder looked in when nothing works.
+    """
+    folder = find_mnist(root)
+    if folder is None:
+        download_error = None
+        if download:
+            target = os.fspath(root) if root is not None else os.path.join(cache_dir(), "mnist")
+            try:
+                folder = download_mnist(target, mirrors=mirrors, progress=progress)
+            except (RuntimeError, OSError) as exc:
+                download_error = exc
+        if folder is None:
+            raise FileNotFoundError(_not_found_message(root, download, download_error))
+
+    arrays = {name: _load_array(_find_file(folder, name), verify) for name in FILES}
+    result = []
+    for images_name, labels_name in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
+        images, labels = arrays[images_name], arrays[labels_name]
+        images_path = _find_file(folder, images_name)
+        labels_path = _find_file(folder, labels_name)
+        # The magic number says which kind a file holds; a swapped file is a clear error.
+        if images.ndim != 3:
+            raise ValueError(f"{images_path}: expected an IDX image file (3 dims), "
+                             f"got shape {images.shape}")
+        if labels.ndim != 1:
+            raise ValueError(f"{labels_path}: expected an IDX label file (1 dim), "
+                             f"got shape {labels.shape}")
+        if len(images) != len(labels):
+            raise ValueError(f"{images_path} has {len(images)} images but {labels_path} "
+                             f"has {len(labels)} labels")
+        n, height, width = images.shape
+        shape = (n, height * width) if flatten else (n, 1, height, width)
+        x = images.reshape(shape).astype(np.float32)
+        x *= np.float32(1.0 / 255.0)
+        result += [x, labels.astype(np.int64)]
+    return tuple(result)
+
+
+# --------------------------------------------------------------------------- batches
+
+def _check_xy(X, y):
+    if y is not None and len(X) != len(y):
+        raise ValueError(f"X has {len(X)} samples (shape {np.shape(X)}) but y has {len(y)} "
+                         f"(shape {np.shape(y)})")
+
+
+def iterate_minibatches(X, y, batch_size, shuffle=True, seed=None):
+    """Yield ``(X_batch, y_batch)`` covering every sample once; the last batch may be
+    smaller. ``seed`` (int or ``np.random.Generator``) makes the shuffle reproducible.
+    Without shuffling the batches are views, not copies."""
+    _check_xy(X, y)
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = int(batch_size)
+    n = len(X)
+    order = np.random.default_rng(seed).permutation(n) if shuffle else None
+    for start in range(0, n, batch_size):
+        if order is None:
+            sel = slice(start, start + batch_size)
+        else:
+            sel = order[start:start + batch_size]
+        yield X[sel], (None if y is None else y[sel])
+
+
+class BatchIterator:
+    """Re-iterable minibatches: each ``iter()`` is one epoch with a fresh shuffle drawn
+    from one Generator, so a seeded run sees the same sequence of epochs.
+
+    ``transform(X_batch)`` (e.g. ``lambda xb: augment_batch(xb, rng=rng)``) is applied
+    to each batch; ``drop_last`` skips the final partial batch.
+    """
+
+    def __init__(self, X, y, batch_size, shuffle=True, seed=None, drop_last=False,
+                 transform=None):
+        _check_xy(X, y)
+        self.X, self.y = X, y
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.transform = transform
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        n = len(self.X)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        for xb, yb in iterate_minibatches(self.X, self.y, self.batch_size, self.shuffle,
+                                          seed=self._rng):
+            if self.drop_last and len(xb) < self.batch_size:
+                return
+            if self.transform is not None:
+                xb = self.transform(xb)
+            yield xb, yb
+
+
+def train_val_split(X, y, val_size=10000, seed=0):
+    """``(X_tr, y_tr, X_val, y_val)``: a seeded random ``val_size`` samples (an int, or a
+    fraction in (0, 1)) go to validation. Both parts keep the original order."""
+    _check_xy(X, y)
+    n = len(X)
+    if isinstance(val_size, float) and 0.0 < val_size < 1.0:
+        val_size = int(round(n * val_size))
+    if int(val_size) != val_size or not 0 < val_size < n:
+        raise ValueError(f"val_size must be in 1..{n - 1} for {n} samples, got {val_size!r}")
+    perm = np.random.default_rng(seed).permutation(n)
+    val_idx = np.sort(perm[:int(val_size)])
+    tr_idx = np.sort(perm[int(val_size):])
+    return X[tr_idx], y[tr_idx], X[val_idx], y[val_idx]
+
+
+# --------------------------------------------------------------------------- augmentation
+
+def affine_params(shift_x, shift_y, angle, height, width, dtype=np.float64):
+    """(N, 6) inverse transforms for ``fastnn.kernels.cpu.augment.affine_warp``.
+
+    Each image is rotated by ``angle`` degrees (counter-clockwise as displayed, rows
+    growing downward) about its centre, then moved by ``shift_x`` pixels right and
+    ``shift_y`` pixels down. Arguments broadcast to N.
+    """
+    shift_x, shift_y, angle = np.broadcast_arrays(
+        np.asarray(shift_x, np.float64), np.asarray(shift_y, np.float64),
+        np.asarray(angle, np.float64))
+    theta = np.deg2rad(angle.ravel())
+    c, s = np.cos(theta), np.sin(theta)
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    ox, oy = cx + shift_x.ravel(), cy + shift_y.ravel()
+    # source = R^T (dest - centre - shift) + centre
+    params = np.stack([c, -s, cx - c * ox + s * oy,
+                       s, c, cy - s * ox - c * oy], axis=1)
+    return np.ascontiguousarray(params, dtype=dtype)
+
+
+def augment_batch(images, out=None, max_shift=2, max_angle=10.0, rng=None, seed=None,
+                  subpixel=True):
+    """Randomly shift (up to ``max_shift`` pixels each way) and rotate (up to
+    ``max_angle`` degrees) each image, with bilinear sampling and zero fill.
+
+    ``images`` is (N, H*W) with square images, (N, H, W) or (N, C, H, W) (all channels
+    of an image move together); float32/float64 stay as they are, other dtypes become
+    float32. ``out`` (same shape and dtype, C-contiguous) is written and returned; it
+    may be ``images`` itself. ``rng`` is a ``np.random.Generator`` (or seed); ``seed``
+    is used when ``rng`` is None. ``subpixel=False`` draws integer shifts.
+    """
+    from .backend import CPUBackend
+
+    images = np.asarray(images)
+    shape = images.shape
+    if images.ndim == 2:
+        side = math.isqrt(shape[1])
+        if side * side != shape[1]:
+            raise ValueError(f"augment_batch: flat images need a square size, got shape {shape}")
+        n, channels, height, width = shape[0], 1, side, side
+    elif images.ndim == 3:
+        n, channels, (height, width) = shape[0], 1, shape[1:]
+    elif images.ndim == 4:
+        n, channels, height, width = shape
+    else:
+        raise ValueError(f"augment_batch: expected (N, H*W), (N, H, W) or (N, C, H, W), "
+                         f"got shape {shape}")
+    dtype = images.dtype if images.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    src = np.ascontiguousarray(images, dtype=dtype).reshape(n * channels, height, width)
+    if out is None:
+        out = np.empty(shape, dtype)
+    elif (out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous):
+        raise ValueError(f"augment_batch: out must be C-contiguous {dtype} of shape {shape}, "
+                         f"got {out.dtype} {out.shape}")
+    if np.shares_memory(src, out):
+        src = src.copy()  # the kernel reads neighbours of pixels it already wrote
+
+    if rng is None:
+        rng = np.random.default_rng(seed)
+    elif not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    angles = rng.uniform(-max_angle, max_angle, n) if max_angle else np.zeros(n)
+    if not max_shift:
+        shifts = np.zeros((n, 2))
+    elif subpixel:
+        shifts = rng.uniform(-max_shift, max_shift, (n, 2))
+    else:
+        shifts = rng.integers(-int(max_shift), int(max_shift) + 1, (n, 2)).astype(np.float64)
+    params = affine_params(shifts[:, 0], shifts[:, 1], angles, height, width, dtype=dtype)
+    if channels > 1:
+        params = np.repeat(params, channels, axis=0)
+    CPUBackend.kernels.augment.affine_warp(src, out.reshape(n * channels, height, width),
+                                           params)
+    return out
