@@ -8,7 +8,7 @@ from ._threads import configure_from_env as _configure_threads
 from ._threads import set_num_threads
 from ._rng import manual_seed
 from .backend import cuda_available, to_numpy
-from .module import Module, Container, Sequential
+from .module import Module, Container, Sequential, lazy_zero_grad
 from .layers import (Linear, Dropout, BatchNormalization, ChannelwiseScaling,
                      BatchMeanSubtraction)
 from .activations import ReLU, LeakyReLU, ELU, SoftPlus, Sigmoid, Tanh, SoftMax, LogSoftMax
@@ -17,11 +17,10 @@ from .criterions import (Criterion, MSECriterion, ClassNLLCriterion, ClassNLLCri
 from .optim import sgd_momentum, adam_optimizer
 from .gradcheck import gradcheck, gradcheck_criterion
 from . import optim
+from .training import (fit, History, TrainingDiverged, save_checkpoint, load_checkpoint,
+                       save_parameters, load_parameters)
 
-try:  # TEMP until conv lands
-    from .conv import Conv2d, MaxPool2d, Flatten
-except ImportError:
-    pass
+from .conv import Conv2d, MaxPool2d, Flatten
 
 __version__ = "0.1.0"
 
@@ -33,9 +32,10 @@ __all__ = [
     "Criterion", "MSECriterion", "ClassNLLCriterion", "ClassNLLCriterionUnstable",
     "CrossEntropyCriterion",
     "sgd_momentum", "adam_optimizer",
-    "gradcheck", "gradcheck_criterion", "manual_seed", "set_num_threads",
+    "gradcheck", "gradcheck_criterion", "manual_seed", "set_num_threads", "lazy_zero_grad",
     "cuda_available", "to_numpy",
+    "fit", "History", "TrainingDiverged", "save_checkpoint", "load_checkpoint",
+    "save_parameters", "load_parameters",
 ]
 
 _configure_threads()
-__all__ = [n for n in __all__ if n in globals()]  # TEMP

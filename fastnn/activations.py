@@ -86,6 +86,10 @@ class Tanh(_Elementwise):
     _fusable_code = _TANH
 
 
+# the classes a Linear may fuse with in a Sequential (exact types, not subclasses)
+FUSABLE_ACTIVATIONS = (ReLU, LeakyReLU, ELU, SoftPlus, Sigmoid, Tanh)
+
+
 class _RowwiseSoftmax(Module):
     _forward_kernel = None
     _backward_kernel = None

@@ -88,11 +88,18 @@ class CUDABackend:
 
     @classmethod
     def to_device(cls, array, dtype):
+        """C-contiguous device array of ``dtype``: numba device arrays pass through,
+        other ``__cuda_array_interface__`` objects are wrapped (no copy) and host data
+        is copied over. A dtype change on the device runs a cast kernel."""
         cuda = cls._cuda()
-        if cuda.is_cuda_array(array):
-            dev = cuda.as_cuda_array(array)
-            if dev.dtype == np.dtype(dtype) and dev.is_c_contiguous():
-                return dev
+        if is_cuda_object(array):
+            dev = _as_device_array(array)
+            if dev.is_c_contiguous():
+                if dev.dtype == np.dtype(dtype):
+                    return dev
+                out = cuda.device_array(dev.shape, dtype)
+                cls.kernels.elementwise.copy(dev, out)
+                return out
             array = dev.copy_to_host()
         return cuda.to_device(np.ascontiguousarray(array, dtype=dtype))
 
@@ -102,7 +109,24 @@ class CUDABackend:
 
     @classmethod
     def is_device_array(cls, array):
-        return cls._cuda().is_cuda_array(array)
+        return is_cuda_object(array)
+
+
+def is_cuda_object(x):
+    """True for numba device arrays (real, or the simulator's fakes, which lack
+    ``__cuda_array_interface__``) and any object exporting ``__cuda_array_interface__``.
+    Never imports numba.cuda."""
+    if isinstance(x, np.ndarray):
+        return False
+    return bool(getattr(x, "__cuda_ndarray__", False)) or \
+        hasattr(x, "__cuda_array_interface__")
+
+
+def _as_device_array(x):
+    if getattr(x, "__cuda_ndarray__", False):
+        return x
+    from numba import cuda
+    return cuda.as_cuda_array(x)  # CuPy, PyTorch CUDA tensors, ...
 
 
 def to_numpy(x):
@@ -113,8 +137,7 @@ def to_numpy(x):
     if hasattr(x, "copy_to_host"):
         return x.copy_to_host()
     if hasattr(x, "__cuda_array_interface__"):
-        from numba import cuda
-        return cuda.as_cuda_array(x).copy_to_host()
+        return _as_device_array(x).copy_to_host()
     return np.asarray(x)
 
 

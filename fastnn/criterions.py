@@ -4,7 +4,7 @@ place that divides by the batch size. Targets are class indices (1-D ints) or
 rows of the input's width (one-hot or soft labels)."""
 import numpy as np
 
-from .backend import CPUBackend
+from .backend import CPUBackend, is_cuda_object, to_numpy
 
 __all__ = ["Criterion", "MSECriterion", "ClassNLLCriterion", "ClassNLLCriterionUnstable",
            "CrossEntropyCriterion"]
@@ -29,7 +29,7 @@ class Criterion:
 
     # ---- helpers ----
     def _backend(self, input):
-        if isinstance(input, np.ndarray) or not hasattr(input, "__cuda_array_interface__"):
+        if not is_cuda_object(input):
             return CPUBackend
         from .backend import get_backend
         return get_backend("cuda")
@@ -96,16 +96,36 @@ class Criterion:
                          f"of shape ({n}, {c}); got shape {t.shape}")
 
 
+    def _dense_target(self, backend, x, target):
+        """Target rows of x's shape and dtype: class labels become one-hot rows."""
+        kind, t = self._target(backend, x, target)
+        if kind == "index":
+            labels = backend.to_numpy(t)
+            onehot = np.zeros(x.shape, x.dtype)
+            onehot[np.arange(x.shape[0]), labels] = 1
+            t = backend.to_device(onehot, x.dtype)
+        return t
+
+
 class MSECriterion(Criterion):
-    """sum((input - target)^2) / batch."""
+    """sum((input - target)^2) / batch. For (N, C) input the target may also be class
+    labels, compared with their one-hot rows."""
 
     def _pair(self, input, target):
         backend, x = self._input(input)
-        t = target if backend is not CPUBackend else np.asarray(target)
-        if tuple(t.shape) != tuple(x.shape):
-            raise ValueError(f"{self!r}: target of shape {tuple(t.shape)} does not match input of "
-                             f"shape {tuple(x.shape)}")
-        return backend, x, backend.to_device(t, x.dtype)
+        if backend is CPUBackend:
+            t = np.asarray(to_numpy(target))
+        else:
+            t = target if is_cuda_object(target) else np.asarray(target)
+        if tuple(t.shape) == tuple(x.shape):
+            return backend, x, backend.to_device(t, x.dtype)
+        if x.ndim == 2 and x.shape[1] > 1 and len(t.shape) in (1, 2):
+            # class labels (the criterions' target contract) compare with their one-hot rows;
+            # _dense_target validates them and names the shapes when they do not fit. One
+            # column is regression: (N,) targets there are values, not labels.
+            return backend, x, self._dense_target(backend, x, target)
+        raise ValueError(f"{self!r}: target of shape {tuple(t.shape)} does not match input of "
+                         f"shape {tuple(x.shape)}")
 
     def updateOutput(self, input, target):
         backend, x, t = self._pair(input, target)
@@ -130,7 +150,9 @@ class ClassNLLCriterion(Criterion):
     def _kind(self, backend, x):
         res = self._buffer(backend, "kind", (1,), np.int64)
         n, c = x.shape
-        tol = 64 * max(c, 1) * float(np.finfo(x.dtype).eps)
+        # float32 rounding even for float64 input: float32 probabilities (every fastnn
+        # SoftMax by default) upcast by the caller still sum to 1 only to float32 precision
+        tol = 64 * max(c, 1) * float(np.finfo(np.float32).eps)
         backend.kernels.softmax_nll.classify_scores(x, res, tol)
         kind = int(res[0]) if isinstance(res, np.ndarray) else int(res.copy_to_host()[0])
         if kind == _RAW_SCORES:
@@ -169,13 +191,7 @@ class ClassNLLCriterionUnstable(Criterion):
     EPS = 1e-15
 
     def _dense(self, backend, x, target):
-        kind, t = self._target(backend, x, target)
-        if kind == "index":
-            labels = backend.to_numpy(t)
-            onehot = np.zeros(x.shape, x.dtype)
-            onehot[np.arange(x.shape[0]), labels] = 1
-            t = backend.to_device(onehot, x.dtype)
-        return t
+        return self._dense_target(backend, x, target)
 
     def updateOutput(self, input, target):
         backend, x = self._input(input)
@@ -224,5 +240,8 @@ class CrossEntropyCriterion(Criterion):
         k = backend.kernels.softmax_nll
         fn = k.cross_entropy_backward if kind == "index" else k.cross_entropy_dense_backward
         fn(t, gi, probs, 1.0 / max(x.shape[0], 1))
+        # the kept softmax serves one backward: a net refills the same output array every
+        # step, so a later backward without forward would pass the identity check stale
+        self._probs_source = None
         self.gradInput = gi
         return gi

@@ -42,13 +42,18 @@ def gradcheck(module, input, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, check_param
     differences of ``sum(output * R)`` for a fixed random R, in float64.
 
     The module is copied and converted with ``.double()``; the original is untouched.
-    Stochastic modules (Dropout) are checked in evaluate mode unless they define
-    ``_gradcheck_train_ok``. Raises GradcheckError naming the first mismatch; returns True.
+    Stochastic modules (those with ``_gradcheck_eval_only``, i.e. Dropout), also inside
+    containers, are checked in evaluate mode. Raises GradcheckError naming the first
+    mismatch; returns True.
     """
     where = f"gradcheck({module!r})"
     m = copy.deepcopy(module).double()
-    if getattr(m, "_gradcheck_eval_only", False):
-        m.evaluate()
+    modules = list(_walk(m))
+    for sub in modules:
+        # a fresh random mask at every forward would make finite differences meaningless,
+        # and a nested Dropout is as random as a top-level one
+        if getattr(sub, "_gradcheck_eval_only", False):
+            sub.evaluate()
     x = np.array(input, dtype=np.float64, copy=True)
     rng = np.random.default_rng(seed)
     out = np.array(m.forward(x), dtype=np.float64)
@@ -59,12 +64,12 @@ def gradcheck(module, input, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, check_param
 
     # Analytic gradients; keep stateful modules' moving statistics from drifting by
     # restoring them after each forward.
-    saved_state = {n: np.array(m.__dict__[n], copy=True) for n in getattr(m, "_state_names", ())
-                   if m.__dict__.get(n) is not None}
+    saved_state = [(sub, n, np.array(sub.__dict__[n], copy=True)) for sub in modules
+                   for n in getattr(sub, "_state_names", ()) if sub.__dict__.get(n) is not None]
 
     def restore():
-        for n, v in saved_state.items():
-            m.__dict__[n][...] = v
+        for sub, n, v in saved_state:
+            sub.__dict__[n][...] = v
 
     m.zeroGradParameters()
     m.forward(x)
@@ -97,6 +102,13 @@ def gradcheck_criterion(criterion, input, target, eps=1e-6, atol=1e-5, rtol=1e-4
 
     _compare("gradInput", analytic, _numeric_grad(f, x, eps), atol, rtol, where)
     return True
+
+
+def _walk(module):
+    """The module and every module inside it (containers keep children in ``modules``)."""
+    yield module
+    for child in getattr(module, "modules", ()) or ():
+        yield from _walk(child)
 
 
 def _flat_list(nested):

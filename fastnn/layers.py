@@ -2,6 +2,7 @@
 ChannelwiseScaling, BatchMeanSubtraction."""
 import numpy as np
 
+from .activations import FUSABLE_ACTIVATIONS
 from .module import GradientSlot, Module
 from ._rng import module_rng
 
@@ -66,7 +67,9 @@ class Linear(Module):
 
     # ---- fusion with a following activation (driven by Sequential) ----
     def can_fuse_with(self, nxt):
-        return getattr(nxt, "_fusable_code", None) is not None and type(self) is Linear
+        # Built-in classes only: fusion skips both modules' own phases, so a subclass
+        # (which may override updateOutput/updateGradInput) has to run unfused.
+        return type(self) is Linear and type(nxt) in FUSABLE_ACTIVATIONS
 
     def forward_fused(self, input, act):
         self.__dict__["_fwd_src"] = None  # a reused input buffer may hold new values
@@ -113,7 +116,10 @@ class Dropout(Module):
 
     def updateOutput(self, input):
         x = self._cast_input(input)
-        if not self.training or self.p == 0:
+        # backward follows the mode of this forward, not the current one: a mask left
+        # from an earlier batch may have another size (the kernel does not bounds-check)
+        self._masked_forward = self.training and self.p != 0
+        if not self._masked_forward:
             self.output = x
             return x
         out = self._buffer("output", x.shape)
@@ -125,11 +131,14 @@ class Dropout(Module):
     def updateGradInput(self, input, gradOutput):
         self._require_forward(input)
         g = self._cast_grad(gradOutput, self.output.shape)
-        if not self.training or self.p == 0:
+        if not self._masked_forward:
             self.gradInput = g
             return g
+        mask = self._buffers.get("mask")
+        if mask is None:  # e.g. a copy made between forward and backward
+            raise RuntimeError(f"{self!r}: backward called before forward")
         gi = self._buffer("gradInput", g.shape)
-        self.backend.kernels.dropout.dropout_backward(g, gi, self._buffers["mask"])
+        self.backend.kernels.dropout.dropout_backward(g, gi, mask)
         self.gradInput = gi
         return gi
 

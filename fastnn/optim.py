@@ -11,37 +11,45 @@ import math
 
 import numpy as np
 
-from .backend import CPUBackend, get_backend
+from .backend import CPUBackend, get_backend, to_numpy
 
 __all__ = ["sgd_momentum", "adam_optimizer", "SGD", "Adam", "StepDecay", "ExponentialDecay",
            "CosineDecay", "step_decay"]
 
 
-def _flatten(nested, where, path="variables"):
+def _flatten(nested):
     out = []
-
-    def walk(item, p):
+    stack = [nested]
+    while stack:  # iterative: this runs every optimizer step
+        item = stack.pop()
         if isinstance(item, (list, tuple)):
-            for i, sub in enumerate(item):
-                walk(sub, f"{p}[{i}]")
+            stack.extend(reversed(item))
         else:
             out.append(item)
-    walk(nested, path)
     return out
 
 
 def _structure(nested):
     if isinstance(nested, (list, tuple)):
         return [_structure(x) for x in nested]
+    if not hasattr(nested, "shape"):  # a stray scalar: report it, do not crash on .shape
+        return type(nested).__name__
     return tuple(nested.shape)
 
 
-def _pairs(variables, gradients, where):
+def _pairs(variables, gradients, where, state):
+    """Flat lists of variables and gradients, validated. The validation is skipped
+    when these are exactly the arrays of the previous step (the fused-path cache)."""
+    vs = _flatten(variables)
+    gs = _flatten(gradients)
+    cache = state.get("_fused")
+    if cache is not None and len(cache["vs"]) == len(vs) == len(gs) and \
+            all(a is b for a, b in zip(cache["vs"], vs)) and \
+            all(a is b for a, b in zip(cache["gs"], gs)):
+        return vs, gs
     if _structure(variables) != _structure(gradients):
         raise ValueError(f"{where}: variables and gradients differ in structure or shapes: "
                          f"{_structure(variables)} vs {_structure(gradients)}")
-    vs = _flatten(variables, where)
-    gs = _flatten(gradients, where, "gradients")
     for i, (v, g) in enumerate(zip(vs, gs)):
         if not hasattr(v, "shape") or not hasattr(g, "dtype"):
             raise TypeError(f"{where}: variable #{i} is not an array (got {type(v).__name__})")
@@ -101,7 +109,7 @@ def _fused_state(state, keys, vs, gs):
             view = flat[off:off + v.size].reshape(v.shape)
             old = per_var.get(i)
             if old is not None and tuple(np.shape(old)) == tuple(v.shape):
-                view[...] = old  # keep momentum from earlier per-array steps
+                view[...] = to_numpy(old)  # keep momentum from earlier per-array steps
             per_var[i] = view
             off += v.size
         cache["buffers"][key] = flat
@@ -118,6 +126,10 @@ def _per_var_state(state, key, i, g, backend):
     elif tuple(buf.shape) != tuple(g.shape):
         raise ValueError(f"optimizer state {key}[{i}] has shape {tuple(buf.shape)} but the "
                          f"variable now has shape {tuple(g.shape)}; start with a fresh state dict")
+    elif not backend.is_device_array(buf):
+        # state from a checkpoint, or from before a .cuda()/.cpu() move: bring it over
+        buf = backend.to_device(to_numpy(buf), g.dtype)
+        d[i] = buf
     return buf
 
 
@@ -136,7 +148,7 @@ def sgd_momentum(variables, gradients, config, state):
     where = "sgd_momentum"
     lr = _config_value(config, "learning_rate", where)
     momentum = _config_value(config, "momentum", where, 0.0)
-    vs, gs = _pairs(variables, gradients, where)
+    vs, gs = _pairs(variables, gradients, where, state)
     state.setdefault("accumulated_grads", {})
     backend = _backend_of(vs)
     kernel = backend.kernels.optim.sgd_momentum_update
@@ -148,7 +160,10 @@ def sgd_momentum(variables, gradients, config, state):
     for i, (v, g) in enumerate(zip(vs, gs)):
         vel = _per_var_state(state, "accumulated_grads", i, g, backend)
         t = np.dtype(v.dtype).type
-        kernel(_as_kernel_array(g, v.dtype, backend), v, vel, t(lr), t(momentum))
+        p = _as_kernel_param(v, backend)
+        kernel(_as_kernel_array(g, v.dtype, backend), p, vel, t(lr), t(momentum))
+        if p is not v:
+            v[...] = p
 
 
 def adam_optimizer(variables, gradients, config, state):
@@ -159,7 +174,7 @@ def adam_optimizer(variables, gradients, config, state):
     beta1 = _config_value(config, "beta1", where, 0.9)
     beta2 = _config_value(config, "beta2", where, 0.999)
     eps = _config_value(config, "epsilon", where, 1e-8)
-    vs, gs = _pairs(variables, gradients, where)
+    vs, gs = _pairs(variables, gradients, where, state)
     state.setdefault("m", {})
     state.setdefault("v", {})
     state["t"] = state.get("t", 0) + 1
@@ -177,8 +192,19 @@ def adam_optimizer(variables, gradients, config, state):
         m_i = _per_var_state(state, "m", i, g, backend)
         v_i = _per_var_state(state, "v", i, g, backend)
         t = np.dtype(v.dtype).type
-        kernel(_as_kernel_array(g, v.dtype, backend), v, m_i, v_i, t(lr_t), t(beta1), t(beta2),
+        p = _as_kernel_param(v, backend)
+        kernel(_as_kernel_array(g, v.dtype, backend), p, m_i, v_i, t(lr_t), t(beta1), t(beta2),
                t(eps))
+        if p is not v:
+            v[...] = p
+
+
+def _as_kernel_param(v, backend):
+    """The kernels flatten their arrays, which needs C order: a transposed or strided
+    variable is updated through a contiguous copy that the caller writes back."""
+    if backend is CPUBackend and not v.flags.c_contiguous:
+        return np.ascontiguousarray(v)
+    return v
 
 
 def _as_kernel_array(g, dtype, backend):
@@ -216,7 +242,7 @@ class _Optimizer:
             if key.startswith("_"):
                 continue
             if isinstance(val, dict):
-                out[key] = {i: np.array(CPUBackend.to_numpy(a)) if not isinstance(a, np.ndarray)
+                out[key] = {i: np.array(to_numpy(a)) if not isinstance(a, np.ndarray)
                             else np.array(a) for i, a in val.items()}
             else:
                 out[key] = val

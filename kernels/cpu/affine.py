@@ -57,7 +57,7 @@ def affine_activation_backward(input, gradOutput, gradInput, delta, gradWeight, 
             d = gradOutput[i, j] * activation_derivative(activation, preactivation[i, j],
                                                          output[i, j], alpha)
             delta[i, j] = d
-            gradBias[j] += d
+            gradBias[j] += delta[i, j]  # the stored (rounded) value, as unfused
     if need_grad_input:
         gemm(False, False, 1.0, delta, weight, 0.0, gradInput)
     gemm(True, False, 1.0, delta, input, 1.0 if accumulate else 0.0, gradWeight)

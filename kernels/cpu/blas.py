@@ -5,18 +5,47 @@ Numba's own ``np.dot`` always overwrites its output; gradients need
 ``cython_blas`` (the library Numba's ``np.dot`` uses) through symbols registered
 with LLVM by name, which keeps the callers cacheable (ctypes pointers are not).
 """
+import ctypes
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
 import llvmlite.binding as llvm
 import numpy as np
 from numba import njit, types
-from numba.extending import get_cython_function_address
 
 
-def _bind(name):
-    llvm.add_symbol(f"fastnn_{name}", get_cython_function_address("scipy.linalg.cython_blas", name))
+def _cython_blas_module():
+    """scipy.linalg.cython_blas without running scipy/linalg/__init__.py, which
+    imports all of scipy.linalg (about a third of fastnn's start-up time)."""
+    mod = sys.modules.get("scipy.linalg.cython_blas")
+    if mod is not None:
+        return mod
+    import scipy
+    folder = os.path.join(os.path.dirname(scipy.__file__), "linalg")
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = os.path.join(folder, "cython_blas" + suffix)
+        if os.path.exists(path):
+            spec = importlib.util.spec_from_file_location("scipy.linalg.cython_blas", path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            return mod
+    import scipy.linalg.cython_blas as mod  # unusual layout: take the slow road
+    return mod
 
 
+def _capsule_address(capsule):
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    return get_pointer(capsule, get_name(capsule))
+
+
+_capi = _cython_blas_module().__pyx_capi__
 for _name in ("sgemm", "dgemm", "sgemv", "dgemv"):
-    _bind(_name)
+    llvm.add_symbol(f"fastnn_{_name}", _capsule_address(_capi[_name]))
 
 _vp = types.voidptr
 _sgemm = types.ExternalFunction("fastnn_sgemm", types.void(*([_vp] * 13)))

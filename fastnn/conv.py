@@ -1,0 +1,209 @@
+"""Convolutional layers on NCHW input: Conv2d, MaxPool2d, Flatten.
+
+Conv2d runs im2col + GEMM kernels (``fastnn.kernels.<device>.conv``) with a
+scratch ``columns`` buffer the module owns and reuses between calls; MaxPool2d
+remembers the arg-max of every window for its backward pass.
+"""
+import numpy as np
+
+from ._rng import module_rng
+from .module import GradientSlot, Module
+
+__all__ = ["Conv2d", "MaxPool2d", "Flatten"]
+
+
+def _check_int(owner, name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
+    return int(value)
+
+
+class _Spatial(Module):
+    """Shared input checks for modules that take (N, C, H, W) batches."""
+
+    def _input4d(self, input):
+        x = self._cast_input(input)
+        if x.ndim != 4:
+            raise ValueError(f"{self!r}: expected 4-D input (N, C, H, W), "
+                             f"got input of shape {tuple(x.shape)}")
+        return x
+
+    def _fresh_input(self, input):
+        # Forward always recasts: a caller may refill the same (say uint8) array
+        # in place between batches; backward then reuses this cast.
+        self.__dict__["_fwd_src"] = None
+        return self._checked_input(input)
+
+
+class Conv2d(_Spatial):
+    """2-D cross-correlation over NCHW input with a square kernel.
+
+    ``Conv2d(n_in, n_out, kernel_size, stride=1, padding=None)``: W has shape
+    (n_out, n_in, k, k), b shape (n_out,), both uniform in ±1/sqrt(n_in k k).
+    ``padding=None`` means k // 2 ("same" size for odd k at stride 1). Output size
+    is (H + 2 padding - k) // stride + 1 per spatial dimension.
+    """
+
+    _param_names = ("W", "b")
+    _grad_names = ("gradW", "gradb")
+    gradW = GradientSlot()
+    gradb = GradientSlot()
+
+    def __init__(self, n_in, n_out, kernel_size, stride=1, padding=None):
+        super().__init__()
+        owner = f"Conv2d({n_in!r}, {n_out!r}, {kernel_size!r}, stride={stride!r}, padding={padding!r})"
+        n_in = _check_int(owner, "n_in", n_in, 1)
+        n_out = _check_int(owner, "n_out", n_out, 1)
+        k = _check_int(owner, "kernel_size", kernel_size, 1)
+        stride = _check_int(owner, "stride", stride, 1)
+        padding = k // 2 if padding is None else _check_int(owner, "padding", padding, 0)
+        self.n_in, self.n_out, self.kernel_size = n_in, n_out, k
+        self.stride, self.padding = stride, padding
+        stdv = 1.0 / np.sqrt(n_in * k * k)
+        rng = module_rng()
+        self.W = rng.uniform(-stdv, stdv, size=(n_out, n_in, k, k)).astype(self.dtype)
+        self.b = rng.uniform(-stdv, stdv, size=n_out).astype(self.dtype)
+        self.gradW = np.zeros_like(self.W)
+        self.gradb = np.zeros_like(self.b)
+
+    def _out_hw(self, h, w):
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+
+    def _checked_input(self, input):
+        x = self._input4d(input)
+        n, c, h, w = x.shape
+        if c != self.n_in:
+            raise ValueError(f"{self!r}: expected {self.n_in} input channels, "
+                             f"got input of shape {tuple(x.shape)}")
+        p, k = self.padding, self.kernel_size
+        if h + 2 * p < k or w + 2 * p < k:
+            raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} is smaller than the "
+                             f"{k}x{k} kernel (padded size {h + 2 * p}x{w + 2 * p})")
+        return x
+
+    def _columns(self, x):
+        size = self.backend.kernels.conv.columns_size(
+            x.shape, self.n_out, self.kernel_size, self.stride, self.padding)
+        return self._buffer("columns", (size,))
+
+    def updateOutput(self, input):
+        x = self._fresh_input(input)
+        ho, wo = self._out_hw(x.shape[2], x.shape[3])
+        out = self._buffer("output", (x.shape[0], self.n_out, ho, wo))
+        self.backend.kernels.conv.conv2d_forward(x, out, self._columns(x), self.W, self.b,
+                                                 self.stride, self.padding)
+        self.output = out
+        return out
+
+    def _grad_output(self, x, gradOutput):
+        ho, wo = self._out_hw(x.shape[2], x.shape[3])
+        return self._cast_grad(gradOutput, (x.shape[0], self.n_out, ho, wo))
+
+    def updateGradInput(self, input, gradOutput):
+        self._require_forward(input)
+        x = self._checked_input(input)
+        g = self._grad_output(x, gradOutput)
+        gi = self._buffer("gradInput", x.shape)
+        self.backend.kernels.conv.conv2d_backward_input(g, gi, self._columns(x), self.W,
+                                                        self.stride, self.padding)
+        self.gradInput = gi
+        return gi
+
+    def accGradParameters(self, input, gradOutput):
+        x = self._checked_input(input)
+        g = self._grad_output(x, gradOutput)
+        self.backend.kernels.conv.conv2d_backward_params(
+            x, g, self._raw_grad("gradW"), self._raw_grad("gradb"), self._columns(x),
+            self.stride, self.padding, self._take_accumulate_flag())
+
+    def __repr__(self):
+        k = self.kernel_size
+        return (f"Conv2d {self.n_in} -> {self.n_out}, {k}x{k}, "
+                f"stride {self.stride}, padding {self.padding}")
+
+
+class MaxPool2d(_Spatial):
+    """Max over k x k windows of each channel, ``stride`` (default k) apart, no
+    padding, floor output size. NaN in a window propagates; backward routes each
+    gradient to its window's arg-max (overlapping windows accumulate)."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        owner = f"MaxPool2d({kernel_size!r}, stride={stride!r})"
+        self.kernel_size = _check_int(owner, "kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else _check_int(owner, "stride", stride, 1)
+
+    def _out_shape(self, x):
+        k, s = self.kernel_size, self.stride
+        n, c, h, w = x.shape
+        return n, c, (h - k) // s + 1, (w - k) // s + 1
+
+    def _checked_input(self, input):
+        x = self._input4d(input)
+        k = self.kernel_size
+        if x.shape[2] < k or x.shape[3] < k:
+            raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} is smaller than the "
+                             f"{k}x{k} pooling window")
+        return x
+
+    def _indices(self, shape):
+        # int64 arg-max buffer; Module._buffer only makes arrays of the module dtype.
+        buf = self._buffers.get("indices")
+        if buf is None or tuple(buf.shape) != tuple(shape):
+            buf = self.backend.empty(tuple(shape), np.int64)
+            self._buffers["indices"] = buf
+        return buf
+
+    def updateOutput(self, input):
+        x = self._fresh_input(input)
+        shape = self._out_shape(x)
+        out = self._buffer("output", shape)
+        self.backend.kernels.pool.maxpool2d_forward(x, out, self._indices(shape),
+                                                    self.kernel_size, self.stride)
+        self.output = out
+        return out
+
+    def updateGradInput(self, input, gradOutput):
+        self._require_forward(input)
+        x = self._checked_input(input)
+        shape = self._out_shape(x)
+        idx = self._buffers.get("indices")
+        if idx is None or tuple(idx.shape) != tuple(shape):
+            raise ValueError(f"{self!r}: backward input of shape {tuple(x.shape)} does not match "
+                             f"the last forward (output shape {tuple(self.output.shape)})")
+        g = self._cast_grad(gradOutput, shape)
+        gi = self._buffer("gradInput", x.shape)
+        self.backend.kernels.pool.maxpool2d_backward(g, gi, idx, self.kernel_size, self.stride)
+        self.gradInput = gi
+        return gi
+
+    def __repr__(self):
+        k = self.kernel_size
+        return f"MaxPool2d {k}x{k}, stride {self.stride}"
+
+
+class Flatten(Module):
+    """(N, C, H, W) -> (N, C*H*W) (any (N, ...) -> (N, prod(...))); a reshape, so no
+    copy for contiguous input of the module's dtype. Backward reshapes back."""
+
+    def _checked_input(self, input):
+        x = self._cast_input(input)
+        if x.ndim < 2:
+            raise ValueError(f"{self!r}: expected input with a batch dimension (N, ...), "
+                             f"got input of shape {tuple(x.shape)}")
+        return x
+
+    def updateOutput(self, input):
+        self.__dict__["_fwd_src"] = None
+        x = self._checked_input(input)
+        self.output = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self._require_forward(input)
+        x = self._checked_input(input)
+        g = self._cast_grad(gradOutput, (x.shape[0], int(np.prod(x.shape[1:]))))
+        self.gradInput = g.reshape(x.shape)
+        return self.gradInput

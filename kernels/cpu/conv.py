@@ -1,0 +1,311 @@
+"""2-D convolution (NCHW, square k x k kernels, stride s, zero padding p) as
+im2col + GEMM on BLAS, a chunk of images per GEMM.
+
+Column layout. For stride 1 the column buffer uses the *wide grid*: the image is
+copied once into a zero-padded plane (Hp, Wp) = (H + 2p, W + 2p), and column row
+(c, ki, kj) of an image is then ONE contiguous slice of that plane,
+``xpad[c].ravel()[ki * Wp + kj :][: Ho * Wp]``: output pixel (oh, ow) sits at
+oh * Wp + ow, and the k - 1 columns ow >= Wo of each row are junk that is dropped
+when the GEMM result is copied into ``output`` (with the bias), and multiplied by
+exact zeros in the backward GEMMs. This replaces the per-output-row copies of a
+plain im2col (short Wo-element loops, which cost as much as the GEMM itself at
+MNIST sizes) by k*k*C long memcpys, for (Wo + k - 1) / Wo more GEMM work. Strides
+> 1 use the plain compact im2col (Ho * Wo columns per image).
+
+Chunking. The module sizes ``columns`` with ``columns_size`` (a budget of about
+1 M elements); each kernel carves it into [padded plane | columns (C k k, m L) |
+gemm result / expanded gradient (F, m L)] and processes m images per GEMM,
+m = what fits. One GEMM over the whole batch would make the column buffer far
+larger than the caches; one GEMM per image makes GEMMs too small for the two
+BLAS threads (see ``asv_bench``/the module docs for the measurements).
+
+Non-finite values: the junk columns hold input values (or padding zeros), so a NaN
+or inf in the input can reach more entries of gradWeight than in a direct
+convolution (0 * inf = NaN); finite inputs give exact results.
+"""
+import numpy as np
+from numba import njit
+
+from .blas import gemm
+
+COLUMNS_BUDGET = 1 << 20  # elements of scratch per call (4 MiB in float32)
+
+
+def columns_size(input_shape, n_out, kernel_size, stride, padding, budget=COLUMNS_BUDGET):
+    """Number of scratch elements the module should allocate for ``columns``:
+    room for the padded plane plus as many images per GEMM as fit in ``budget``
+    (at least one, at most the batch)."""
+    n, c, h, w = (int(v) for v in input_shape)
+    k = int(kernel_size)
+    hp, wp = h + 2 * padding, w + 2 * padding
+    ho = (hp - k) // stride + 1
+    wo = (wp - k) // stride + 1
+    row = wp if stride == 1 else wo
+    plane = c * hp * wp + k - 1 if stride == 1 else 0
+    per_image = (c * k * k + n_out) * ho * row
+    m = max(1, min(max(n, 1), budget // max(per_image, 1)))
+    return plane + m * per_image
+
+
+@njit(cache=True)
+def _geometry(C, H, W, k, stride, padding, Ho, Wo, F, size):
+    """(row length, columns per image L, padded-plane size, images per chunk)."""
+    Hp = H + 2 * padding
+    Wp = W + 2 * padding
+    if stride == 1:
+        row = Wp
+        plane = C * Hp * Wp + k - 1
+    else:
+        row = Wo
+        plane = 0
+    L = Ho * row
+    per_image = (C * k * k + F) * L
+    if per_image == 0:
+        return row, L, plane, 1
+    m = (size - plane) // per_image
+    if m < 1:
+        raise ValueError("conv2d: the columns buffer is too small (see columns_size)")
+    return row, L, plane, m
+
+
+@njit(cache=True)
+def _pad_image(x, xp, Hp, Wp, padding):
+    """Copy image x (C, H, W) into the interior of the flat padded plane xp,
+    whose border (and tail slack) the caller zeroed once."""
+    C, H, W = x.shape
+    for c in range(C):
+        for i in range(H):
+            base = (c * Hp + i + padding) * Wp + padding
+            dst = xp[base:base + W]
+            src = x[c, i]
+            for j in range(W):
+                dst[j] = src[j]
+
+
+@njit(cache=True)
+def _im2col_wide(xp, cols, col0, C, Hp, Wp, k, L):
+    """Stride 1: column row (c, ki, kj) is one contiguous slice of the padded plane."""
+    for c in range(C):
+        for ki in range(k):
+            for kj in range(k):
+                r = (c * k + ki) * k + kj
+                start = c * Hp * Wp + ki * Wp + kj
+                src = xp[start:start + L]
+                dst = cols[r, col0:col0 + L]
+                for j in range(L):
+                    dst[j] = src[j]
+
+
+@njit(cache=True)
+def _col2im_wide(cols, col0, gxp, C, Hp, Wp, k, L):
+    """Adjoint of _im2col_wide: scatter-add column rows into the padded plane."""
+    for c in range(C):
+        for ki in range(k):
+            for kj in range(k):
+                r = (c * k + ki) * k + kj
+                start = c * Hp * Wp + ki * Wp + kj
+                dst = gxp[start:start + L]
+                src = cols[r, col0:col0 + L]
+                for j in range(L):
+                    dst[j] += src[j]
+
+
+@njit(cache=True)
+def _valid_range(kj, stride, padding, W, Wo):
+    """Output columns ow whose input column ow * stride - padding + kj lies in [0, W)."""
+    lo = 0 if padding - kj <= 0 else (padding - kj + stride - 1) // stride
+    hi = (W - 1 + padding - kj) // stride + 1
+    if hi > Wo:
+        hi = Wo
+    if lo > Wo:
+        lo = Wo
+    if hi < lo:
+        hi = lo
+    return lo, hi
+
+
+@njit(cache=True)
+def _im2col_strided(x, cols, col0, k, stride, padding, Ho, Wo):
+    """Plain im2col: cols[(c, ki, kj), col0 + oh * Wo + ow] = x[c, ih, iw] or 0."""
+    C, H, W = x.shape
+    for c in range(C):
+        for ki in range(k):
+            for kj in range(k):
+                r = (c * k + ki) * k + kj
+                lo, hi = _valid_range(kj, stride, padding, W, Wo)
+                first = lo * stride + kj - padding
+                for oh in range(Ho):
+                    ih = oh * stride - padding + ki
+                    dst = cols[r, col0 + oh * Wo:col0 + (oh + 1) * Wo]
+                    if ih < 0 or ih >= H:
+                        for j in range(Wo):
+                            dst[j] = 0.0
+                        continue
+                    src = x[c, ih]
+                    for j in range(lo):
+                        dst[j] = 0.0
+                    for j in range(hi - lo):
+                        dst[lo + j] = src[first + j * stride]
+                    for j in range(hi, Wo):
+                        dst[j] = 0.0
+
+
+@njit(cache=True)
+def _col2im_strided(cols, col0, gx, k, stride, padding, Ho, Wo):
+    """Adjoint of _im2col_strided; accumulates into gx (C, H, W)."""
+    C, H, W = gx.shape
+    for c in range(C):
+        for ki in range(k):
+            for kj in range(k):
+                r = (c * k + ki) * k + kj
+                lo, hi = _valid_range(kj, stride, padding, W, Wo)
+                first = lo * stride + kj - padding
+                for oh in range(Ho):
+                    ih = oh * stride - padding + ki
+                    if ih < 0 or ih >= H:
+                        continue
+                    src = cols[r, col0 + oh * Wo:col0 + (oh + 1) * Wo]
+                    dst = gx[c, ih]
+                    for j in range(hi - lo):
+                        dst[first + j * stride] += src[lo + j]
+
+
+@njit(cache=True)
+def _fill_columns(input, cols, xp, n0, m, k, stride, padding, Ho, Wo, L):
+    """im2col of images n0 .. n0 + m - 1 into cols (C k k, m L)."""
+    C = input.shape[1]
+    Hp = input.shape[2] + 2 * padding
+    Wp = input.shape[3] + 2 * padding
+    for i in range(m):
+        if stride == 1:
+            _pad_image(input[n0 + i], xp, Hp, Wp, padding)
+            _im2col_wide(xp, cols, i * L, C, Hp, Wp, k, L)
+        else:
+            _im2col_strided(input[n0 + i], cols, i * L, k, stride, padding, Ho, Wo)
+
+
+@njit(cache=True)
+def _expand_grad(gradOutput, g, n0, m, row, L):
+    """g (F, m L) <- gradOutput[n0 : n0 + m] in the column layout, junk columns 0."""
+    F = gradOutput.shape[1]
+    Ho = gradOutput.shape[2]
+    Wo = gradOutput.shape[3]
+    for f in range(F):
+        for i in range(m):
+            for oh in range(Ho):
+                dst = g[f, i * L + oh * row:i * L + (oh + 1) * row]
+                src = gradOutput[n0 + i, f, oh]
+                for j in range(Wo):
+                    dst[j] = src[j]
+                for j in range(Wo, row):
+                    dst[j] = 0.0
+
+
+@njit(cache=True)
+def conv2d_forward(input, output, columns, weight, bias, stride, padding):
+    """output[n, f] = bias[f] + sum_c weight[f, c] (*) input[n, c] (cross-correlation).
+
+    input (N, C, H, W), output (N, F, Ho, Wo), columns: 1-D scratch of at least
+    ``columns_size(input.shape, F, k, stride, padding)`` elements, weight (F, C, k, k),
+    bias (F,); Ho = (H + 2 padding - k) // stride + 1, same for Wo."""
+    N, C, H, W = input.shape
+    F = weight.shape[0]
+    k = weight.shape[2]
+    Ho = output.shape[2]
+    Wo = output.shape[3]
+    CKK = C * k * k
+    row, L, plane, m_max = _geometry(C, H, W, k, stride, padding, Ho, Wo, F, columns.size)
+    w2 = weight.reshape((F, CKK))
+    xp = columns[:plane]
+    xp[:] = 0.0
+    for n0 in range(0, N, m_max):
+        m = min(m_max, N - n0)
+        cols = columns[plane:plane + CKK * m * L].reshape((CKK, m * L))
+        res = columns[plane + CKK * m * L:plane + (CKK + F) * m * L].reshape((F, m * L))
+        _fill_columns(input, cols, xp, n0, m, k, stride, padding, Ho, Wo, L)
+        gemm(False, False, 1.0, w2, cols, 0.0, res)
+        for i in range(m):
+            for f in range(F):
+                b = bias[f]
+                for oh in range(Ho):
+                    src = res[f, i * L + oh * row:i * L + oh * row + Wo]
+                    dst = output[n0 + i, f, oh]
+                    for j in range(Wo):
+                        dst[j] = src[j] + b
+
+
+@njit(cache=True)
+def conv2d_backward_input(gradOutput, gradInput, columns, weight, stride, padding):
+    """gradInput = the adjoint of the convolution applied to gradOutput (overwritten).
+    Shapes as in conv2d_forward; columns sized by ``columns_size``."""
+    N, C, H, W = gradInput.shape
+    F = weight.shape[0]
+    k = weight.shape[2]
+    Ho = gradOutput.shape[2]
+    Wo = gradOutput.shape[3]
+    CKK = C * k * k
+    Hp = H + 2 * padding
+    Wp = W + 2 * padding
+    row, L, plane, m_max = _geometry(C, H, W, k, stride, padding, Ho, Wo, F, columns.size)
+    w2 = weight.reshape((F, CKK))
+    gxp = columns[:plane]
+    for n0 in range(0, N, m_max):
+        m = min(m_max, N - n0)
+        cols = columns[plane:plane + CKK * m * L].reshape((CKK, m * L))
+        g = columns[plane + CKK * m * L:plane + (CKK + F) * m * L].reshape((F, m * L))
+        _expand_grad(gradOutput, g, n0, m, row, L)
+        gemm(True, False, 1.0, w2, g, 0.0, cols)
+        for i in range(m):
+            gi = gradInput[n0 + i]
+            if stride == 1:
+                gxp[:] = 0.0
+                _col2im_wide(cols, i * L, gxp, C, Hp, Wp, k, L)
+                for c in range(C):
+                    for ih in range(H):
+                        base = (c * Hp + ih + padding) * Wp + padding
+                        src = gxp[base:base + W]
+                        dst = gi[c, ih]
+                        for j in range(W):
+                            dst[j] = src[j]
+            else:
+                gi[...] = 0.0
+                _col2im_strided(cols, i * L, gi, k, stride, padding, Ho, Wo)
+
+
+@njit(cache=True)
+def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, stride, padding,
+                           accumulate):
+    """gradWeight (+)= sum_n gradOutput[n] (x) im2col(input[n]); gradBias (+)= sums of
+    gradOutput over (n, oh, ow). accumulate=False overwrites, True adds."""
+    N, C, H, W = input.shape
+    F = gradWeight.shape[0]
+    k = gradWeight.shape[2]
+    Ho = gradOutput.shape[2]
+    Wo = gradOutput.shape[3]
+    CKK = C * k * k
+    row, L, plane, m_max = _geometry(C, H, W, k, stride, padding, Ho, Wo, F, columns.size)
+    gw2 = gradWeight.reshape((F, CKK))
+    xp = columns[:plane]
+    xp[:] = 0.0
+    beta = 1.0 if accumulate else 0.0
+    if N == 0 and not accumulate:
+        gradWeight[...] = 0.0
+    for n0 in range(0, N, m_max):
+        m = min(m_max, N - n0)
+        cols = columns[plane:plane + CKK * m * L].reshape((CKK, m * L))
+        g = columns[plane + CKK * m * L:plane + (CKK + F) * m * L].reshape((F, m * L))
+        _fill_columns(input, cols, xp, n0, m, k, stride, padding, Ho, Wo, L)
+        _expand_grad(gradOutput, g, n0, m, row, L)
+        gemm(False, True, 1.0, g, cols, beta, gw2)
+        beta = 1.0
+    for f in range(F):
+        acc = 0.0
+        for n in range(N):
+            for oh in range(Ho):
+                src = gradOutput[n, f, oh]
+                for j in range(Wo):
+                    acc += src[j]
+        if accumulate:
+            gradBias[f] += acc
+        else:
+            gradBias[f] = acc

@@ -1,0 +1,58 @@
+"""2-D max pooling (NCHW, square windows, no padding, floor output size).
+
+``indices`` holds, for every output element, the flat index ih * W + iw of the
+arg-max inside its (H, W) input plane (torch's convention). Ties go to the first
+element in row-major window order; NaN counts as the maximum, so a NaN in a window
+propagates (the last NaN wins, as in torch's CPU kernel).
+"""
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def maxpool2d_forward(input, output, indices, kernel_size, stride):
+    """output[n, c, oh, ow] = max of input[n, c, oh*s : oh*s+k, ow*s : ow*s+k];
+    indices (same shape as output, integer) = flat arg-max in the (H, W) plane."""
+    N, C, H, W = input.shape
+    Ho = output.shape[2]
+    Wo = output.shape[3]
+    k = kernel_size
+    for n in range(N):
+        for c in range(C):
+            plane = input[n, c]
+            out = output[n, c]
+            idx = indices[n, c]
+            for oh in range(Ho):
+                h0 = oh * stride
+                for ow in range(Wo):
+                    w0 = ow * stride
+                    best = -np.inf
+                    arg = h0 * W + w0
+                    for di in range(k):
+                        row = plane[h0 + di]
+                        for dj in range(k):
+                            v = row[w0 + dj]
+                            if v > best or v != v:
+                                best = v
+                                arg = (h0 + di) * W + w0 + dj
+                    out[oh, ow] = best
+                    idx[oh, ow] = arg
+
+
+@njit(cache=True)
+def maxpool2d_backward(gradOutput, gradInput, indices, kernel_size, stride):
+    """gradInput = 0, then gradInput[n, c].flat[indices[n, c, oh, ow]] += gradOutput[n, c, oh, ow]
+    (overlapping windows accumulate). kernel_size/stride are unused: the indices
+    already say where each gradient goes; they are kept for the CUDA twin's signature."""
+    N, C, H, W = gradInput.shape
+    Ho = gradOutput.shape[2]
+    Wo = gradOutput.shape[3]
+    gradInput[...] = 0.0
+    for n in range(N):
+        for c in range(C):
+            gi = gradInput[n, c].reshape(H * W)
+            g = gradOutput[n, c]
+            idx = indices[n, c]
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    gi[idx[oh, ow]] += g[oh, ow]

@@ -1,0 +1,63 @@
+"""kernels/cpu/blas.gemm: c = alpha * op(a) @ op(b) + beta * c, every transpose combo,
+beta 0/1, and the special paths (m == 1 -> gemv, k <= 1 -> plain loop)."""
+import itertools
+
+import numpy as np
+import pytest
+
+from fastnn.kernels.cpu.blas import gemm
+
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+# (m, n, k): general, m == 1 (gemv), k == 1 (rank-1 loop), k == 0, n == 1, odd sizes
+SHAPES = [(4, 5, 3), (1, 5, 3), (1, 1, 7), (4, 5, 1), (1, 6, 1), (7, 1, 4), (3, 4, 0),
+          (13, 9, 17), (1, 33, 65)]
+
+
+def operands(rng, m, n, k, ta, tb, dtype):
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", list(itertools.product([False, True], repeat=2)))
+@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (1.0, 1.0), (-0.5, 1.0), (2.0, 0.0)])
+def test_gemm(dtype, ta, tb, m, n, k, alpha, beta):
+    rng = np.random.default_rng(m * 1000 + n * 100 + k)
+    a, b = operands(rng, m, n, k, ta, tb, dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    c = c0.copy()
+    gemm(ta, tb, alpha, a, b, beta, c)
+    A = a.astype(np.float64).T if ta else a.astype(np.float64)
+    B = b.astype(np.float64).T if tb else b.astype(np.float64)
+    expected = alpha * (A @ B) + beta * c0.astype(np.float64)
+    np.testing.assert_allclose(c, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("ta,tb", list(itertools.product([False, True], repeat=2)))
+@pytest.mark.parametrize("m,n,k", [(4, 5, 3), (1, 5, 3), (4, 5, 1)])
+def test_beta_zero_ignores_garbage_in_c(ta, tb, m, n, k):
+    """beta == 0 must overwrite: NaN left in c (e.g. an uninitialised buffer) must not leak."""
+    rng = np.random.default_rng(0)
+    a, b = operands(rng, m, n, k, ta, tb, np.float64)
+    c = np.full((m, n), np.nan)
+    gemm(ta, tb, 1.0, a, b, 0.0, c)
+    A = a.T if ta else a
+    B = b.T if tb else b
+    np.testing.assert_allclose(c, A @ B, rtol=1e-12)
+
+
+def test_nan_in_operands_propagates():
+    for m, k in [(3, 4), (1, 4), (3, 1)]:
+        a = np.ones((m, k))
+        a[0, 0] = np.nan
+        c = np.zeros((m, 2))
+        gemm(False, False, 1.0, a, np.ones((k, 2)), 0.0, c)
+        assert np.all(np.isnan(c[0])), (m, k, c)
+
+
+def test_empty_output_is_a_no_op():
+    c = np.zeros((0, 3))
+    gemm(False, False, 1.0, np.zeros((0, 2)), np.zeros((2, 3)), 0.0, c)

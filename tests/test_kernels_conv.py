@@ -1,0 +1,106 @@
+"""kernels/cpu/conv.py against the direct-loop NumPy references (tests/reference.py)."""
+import numpy as np
+import pytest
+
+from fastnn.kernels.cpu import conv as K
+from reference import conv2d_backward_reference, conv2d_forward_reference, conv2d_output_size
+
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
+# (N, C, F, H, W, k, stride, padding)
+GEOMETRIES = [
+    (2, 3, 4, 7, 9, 3, 1, 1),   # "same" 3x3 on an odd, non-square image
+    (3, 2, 5, 7, 9, 5, 1, 2),   # "same" 5x5
+    (2, 2, 3, 6, 7, 5, 1, 0),   # valid 5x5
+    (2, 1, 1, 5, 5, 1, 1, 0),   # 1x1, one channel in and out (gemv / rank-1 paths)
+    (3, 2, 5, 8, 6, 3, 2, 1),   # stride 2 (plain im2col path)
+    (3, 2, 3, 9, 7, 3, 2, 0),
+    (2, 3, 2, 5, 5, 2, 3, 1),   # even kernel, stride 3: windows skip pixels
+    (1, 4, 3, 3, 3, 3, 1, 0),   # output 1x1
+    (2, 1, 2, 2, 3, 5, 1, 2),   # kernel larger than the unpadded input
+]
+# scratch budgets: one image per GEMM, a few, the whole batch
+BUDGETS = [1, 600, 1 << 20]
+
+
+def data(geom, dtype, seed=0):
+    n, c, f, h, w, k, s, p = geom
+    rng = np.random.default_rng(seed + 7919 * sum(geom))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    W = rng.standard_normal((f, c, k, k)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    ho, wo = conv2d_output_size(h, k, s, p), conv2d_output_size(w, k, s, p)
+    g = rng.standard_normal((n, f, ho, wo)).astype(dtype)
+    return x, W, b, g
+
+
+def columns(geom, dtype, budget):
+    n, c, f, h, w, k, s, p = geom
+    # NaN garbage: every kernel must write before it reads its scratch
+    return np.full(K.columns_size((n, c, h, w), f, k, s, p, budget), np.nan, dtype)
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geom", GEOMETRIES)
+def test_conv2d_kernels_match_reference(geom, dtype, budget):
+    n, c, f, h, w, k, s, p = geom
+    x, W, b, g = data(geom, dtype)
+    cols = columns(geom, dtype, budget)
+
+    out = np.full(g.shape, np.nan, dtype)
+    K.conv2d_forward(x, out, cols, W, b, s, p)
+    np.testing.assert_allclose(out, conv2d_forward_reference(x, W, b, s, p), **TOL[dtype])
+
+    ref_gi, ref_gW, ref_gb = conv2d_backward_reference(x, W, g, s, p)
+    gi = np.full(x.shape, np.nan, dtype)
+    K.conv2d_backward_input(g, gi, cols, W, s, p)
+    np.testing.assert_allclose(gi, ref_gi, **TOL[dtype])
+
+    gW = np.full(W.shape, np.nan, dtype)
+    gb = np.full(b.shape, np.nan, dtype)
+    K.conv2d_backward_params(x, g, gW, gb, cols, s, p, False)  # overwrite: NaN must vanish
+    np.testing.assert_allclose(gW, ref_gW, **TOL[dtype])
+    np.testing.assert_allclose(gb, ref_gb, **TOL[dtype])
+
+    K.conv2d_backward_params(x, g, gW, gb, cols, s, p, True)  # accumulate
+    np.testing.assert_allclose(gW, 2 * ref_gW, **TOL[dtype])
+    np.testing.assert_allclose(gb, 2 * ref_gb, **TOL[dtype])
+
+
+def test_columns_size_bounds():
+    # at least one image, at most the batch, and the padded plane on top for stride 1
+    one = K.columns_size((64, 3, 10, 10), 8, 3, 1, 1, budget=1)
+    whole = K.columns_size((64, 3, 10, 10), 8, 3, 1, 1, budget=1 << 40)
+    per_image = (3 * 9 + 8) * 10 * 12
+    plane = 3 * 12 * 12 + 2
+    assert one == plane + per_image
+    assert whole == plane + 64 * per_image
+    assert K.columns_size((4, 3, 10, 10), 8, 3, 2, 1, budget=1) == (3 * 9 + 8) * 5 * 5
+
+
+def test_columns_too_small_raises():
+    geom = (2, 3, 4, 7, 9, 3, 1, 1)
+    x, W, b, g = data(geom, np.float64)
+    cols = np.empty(K.columns_size(x.shape, 4, 3, 1, 1, budget=1) - 1)
+    with pytest.raises(ValueError, match="columns"):
+        K.conv2d_forward(x, np.empty(g.shape), cols, W, b, 1, 1)
+
+
+def test_empty_batch_overwrites_gradients():
+    x = np.zeros((0, 2, 5, 5))
+    W = np.ones((3, 2, 3, 3))
+    gW, gb = np.full(W.shape, np.nan), np.full(3, np.nan)
+    cols = np.empty(K.columns_size(x.shape, 3, 3, 1, 1))
+    K.conv2d_backward_params(x, np.zeros((0, 3, 5, 5)), gW, gb, cols, 1, 1, False)
+    assert not gW.any() and not gb.any()
+
+
+def test_nan_input_propagates_to_output():
+    geom = (1, 1, 2, 5, 5, 3, 1, 1)
+    x, W, b, g = data(geom, np.float64)
+    x[0, 0, 2, 2] = np.nan
+    out = np.empty(g.shape)
+    K.conv2d_forward(x, out, columns(geom, np.float64, 1 << 20), W, b, 1, 1)
+    ref = conv2d_forward_reference(x, W, b, 1, 1)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    np.testing.assert_allclose(out[~np.isnan(out)], ref[~np.isnan(ref)], rtol=1e-12)
