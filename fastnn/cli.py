@@ -194,23 +194,26 @@ AE_SIZES = (784, 512, 256, 128, 30)
 
 
 def autoencoder_net(recipe="best"):
-    """784-512-256-128-30-128-256-512-784; linear 30-d code.
+    """784-512-256-128-30-128-256-512-784 with a linear 30-d code; every other
+    hidden Linear is followed by BatchNormalization and an activation.
 
-    ``seed``: ReLU between layers, linear output (the homework's recipe).
-    ``best``: BatchNormalization + ELU between layers, linear output."""
+    ``seed``: ReLU, Sigmoid output (bounded, so that SGD at lr 0.1 stays stable on
+    the summed squared error). ``best``: ELU, linear output."""
     import fastnn as nn
     sizes = AE_SIZES + AE_SIZES[-2::-1]
     code = len(AE_SIZES) - 2  # index of the Linear whose output is the code
+    last = len(sizes) - 2
     layers = []
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i == code or i == len(sizes) - 2:
-            continue  # linear code, linear output
-        if recipe == "best":
-            layers.append(nn.BatchNormalization(0.9))
-            layers.append(nn.ELU())
-        else:
-            layers.append(nn.ReLU())
+        if i == code:
+            continue  # linear code
+        if i == last:
+            if recipe == "seed":
+                layers.append(nn.Sigmoid())
+            continue
+        layers.append(nn.BatchNormalization(0.9))
+        layers.append(nn.ELU() if recipe == "best" else nn.ReLU())
     return nn.Sequential(*layers)
 
 

@@ -1,0 +1,54 @@
+"""Runs the CUDA test files in child processes (see tests/cudasim.py): the kernel and
+module tests in the numba CUDA simulator, the PTX compile check with the real
+numba.cuda. ``NUMBA_ENABLE_CUDASIM`` must be set before ``numba.cuda`` is imported, so
+none of them can run inside this pytest process. All children start together (each is
+CPU-bound and mostly single-threaded under the GIL, so they share the cores), and each
+test waits for its own child; a child that only skipped makes its test skip.
+"""
+import os
+
+import pytest
+
+from cudasim import IN_SIMULATOR, start_child_run
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHILDREN = {  # file -> run under the simulator?
+    "test_cuda_kernels.py": True,
+    "test_cuda_modules.py": True,
+    "test_cuda_ptx.py": False,
+}
+TIMEOUT = 600
+
+pytestmark = pytest.mark.skipif(IN_SIMULATOR, reason="already in the simulator")
+
+
+@pytest.fixture(scope="module")
+def children():
+    procs = {name: start_child_run(os.path.join(HERE, name), simulator=sim)
+             for name, sim in CHILDREN.items()}
+    yield procs
+    for p in procs.values():
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+@pytest.mark.parametrize("name", list(CHILDREN))
+def test_cuda_file_in_child_process(children, name):
+    proc = children[name]
+    try:
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    except Exception:
+        proc.kill()
+        out, _ = proc.communicate()
+        pytest.fail(f"{name} did not finish within {TIMEOUT} s:\n{out}", pytrace=False)
+    lines = out.strip().splitlines()
+    summary = lines[-1] if lines else "(no output)"
+    where = "in the CUDA simulator" if CHILDREN[name] else "(real numba.cuda, no GPU)"
+    print(f"[child] {name} {where}: {summary}")
+    if proc.returncode != 0:
+        pytest.fail(f"{name} failed {where} (exit code {proc.returncode}):\n{out}",
+                    pytrace=False)
+    if " passed" not in summary:
+        reasons = [line for line in lines if line.startswith("SKIPPED")]
+        pytest.skip(f"{name} {where}: {summary}; " + " ".join(reasons))
