@@ -4,6 +4,7 @@ A module's phases are thin: each casts/validates its input, then makes one kerne
 call that writes into buffers the module owns and reuses between calls.
 """
 import copy
+import weakref
 
 import numpy as np
 
@@ -13,6 +14,21 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 _LAZY_ZERO_GRAD = {"enabled": False}
+
+# id(first parameter view) -> (weakref to the container, its flat-buffer record), so the
+# optimizer can find the flat buffers of device arrays, which have no ``.base``.
+_FLAT_OWNERS = {}
+
+
+def flat_buffers_of(first_param):
+    entry = _FLAT_OWNERS.get(id(first_param))
+    if entry is None:
+        return None
+    owner, flat = entry[0](), entry[1]
+    if owner is None or owner._flat is not flat or not flat["views"] \
+            or flat["views"][0][2] is not first_param:
+        return None
+    return flat
 
 
 def lazy_zero_grad(enabled=True):
@@ -333,6 +349,8 @@ class Container(Module):
                 off += n
         flat = {"params": flat_p, "grads": flat_g, "views": views}
         self.__dict__["_flat"] = flat
+        if views:
+            _FLAT_OWNERS[id(views[0][2])] = (weakref.ref(self), flat)
         return flat
 
     @staticmethod

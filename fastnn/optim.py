@@ -88,28 +88,46 @@ def _flat_layout(vs, gs):
     return (P, G) if off == P.size else None
 
 
-def _fused_state(state, keys, vs, gs):
+def _device_flat_layout(vs, gs):
+    """GPU twin of _flat_layout: device arrays carry no ``.base``, so ask the
+    container that handed them out (module.flat_buffers_of)."""
+    from .module import flat_buffers_of
+    flat = flat_buffers_of(vs[0]) if vs else None
+    if flat is None or len(flat["views"]) != len(vs):
+        return None
+    for (_, _, vp, _, vg), v, g in zip(flat["views"], vs, gs):
+        if vp is not v or vg is not g:
+            return None
+    return flat["params"], flat["grads"]
+
+
+def _fused_state(state, keys, vs, gs, backend):
     """Return the cached fused layout for these exact arrays, building it (and the
     flat state buffers, with per-variable views stored in ``state[key][i]``) once."""
     cache = state.get("_fused")
     if cache is not None and len(cache["vs"]) == len(vs) and \
             all(a is b for a, b in zip(cache["vs"], vs)) and all(a is b for a, b in zip(cache["gs"], gs)):
         return cache
-    layout = _flat_layout(vs, gs)
+    layout = _flat_layout(vs, gs) if backend is CPUBackend else _device_flat_layout(vs, gs)
     if layout is None:
         state.pop("_fused", None)
         return None
     P, G = layout
     cache = {"vs": list(vs), "gs": list(gs), "P": P, "G": G, "buffers": {}}
     for key in keys:
-        flat = np.zeros_like(P)
+        flat = backend.zeros(tuple(P.shape), P.dtype)
         per_var = state.setdefault(key, {})
         off = 0
         for i, v in enumerate(vs):
             view = flat[off:off + v.size].reshape(v.shape)
             old = per_var.get(i)
             if old is not None and tuple(np.shape(old)) == tuple(v.shape):
-                view[...] = to_numpy(old)  # keep momentum from earlier per-array steps
+                # keep momentum from earlier per-array steps
+                host = np.ascontiguousarray(to_numpy(old), dtype=P.dtype)
+                if backend is CPUBackend:
+                    view[...] = host
+                else:
+                    view.copy_to_device(host)
             per_var[i] = view
             off += v.size
         cache["buffers"][key] = flat
@@ -152,9 +170,9 @@ def sgd_momentum(variables, gradients, config, state):
     state.setdefault("accumulated_grads", {})
     backend = _backend_of(vs)
     kernel = backend.kernels.optim.sgd_momentum_update
-    fused = _fused_state(state, ("accumulated_grads",), vs, gs) if backend is CPUBackend else None
+    fused = _fused_state(state, ("accumulated_grads",), vs, gs, backend)
     if fused is not None:
-        t = fused["P"].dtype.type  # scalars in the buffer's dtype keep the loop in float32
+        t = np.dtype(fused["P"].dtype).type  # scalars in the buffer's dtype keep the loop in float32
         kernel(fused["G"], fused["P"], fused["buffers"]["accumulated_grads"], t(lr), t(momentum))
         return
     for i, (v, g) in enumerate(zip(vs, gs)):
@@ -182,9 +200,9 @@ def adam_optimizer(variables, gradients, config, state):
     lr_t = lr * math.sqrt(1 - beta2 ** t_step) / (1 - beta1 ** t_step)
     backend = _backend_of(vs)
     kernel = backend.kernels.optim.adam_update
-    fused = _fused_state(state, ("m", "v"), vs, gs) if backend is CPUBackend else None
+    fused = _fused_state(state, ("m", "v"), vs, gs, backend)
     if fused is not None:
-        t = fused["P"].dtype.type
+        t = np.dtype(fused["P"].dtype).type
         kernel(fused["G"], fused["P"], fused["buffers"]["m"], fused["buffers"]["v"],
                t(lr_t), t(beta1), t(beta2), t(eps))
         return

@@ -153,6 +153,8 @@ def test_training_matches_cpu(make, opt, dtype):
             assert_close(a, b, dtype, f"{where}: gradient #{i}")
         for i, (a, b) in enumerate(zip(pg, pc)):
             assert_close(a, b, dtype, f"{where}: parameter #{i}")
+    # both took the fused flat-buffer path: one kernel over the whole net per step
+    assert "_fused" in cpu_state and "_fused" in gpu_state
     # the optimizer updated the device arrays in place, with its state on the device
     assert all(a is b for a, b in zip(flat_list(gpu_net.getParameters()), gpu_params))
     assert all(is_cuda_object(v) for key in ("accumulated_grads", "m", "v")
