@@ -18,8 +18,8 @@ GEOMETRIES = [
     (1, 4, 3, 3, 3, 3, 1, 0),   # output 1x1
     (2, 1, 2, 2, 3, 5, 1, 2),   # kernel larger than the unpadded input
 ]
-# scratch budgets: one image per GEMM, a few, the whole batch
-BUDGETS = [1, 600, 1 << 20]
+# images per GEMM: one, two (with a short last chunk for odd N), the whole batch, default
+IMAGES = [1, 2, 1000, None]
 
 
 def data(geom, dtype, seed=0):
@@ -33,19 +33,19 @@ def data(geom, dtype, seed=0):
     return x, W, b, g
 
 
-def columns(geom, dtype, budget):
+def columns(geom, dtype, images=None):
     n, c, f, h, w, k, s, p = geom
     # NaN garbage: every kernel must write before it reads its scratch
-    return np.full(K.columns_size((n, c, h, w), f, k, s, p, budget), np.nan, dtype)
+    return np.full(K.columns_size((n, c, h, w), f, k, s, p, images), np.nan, dtype)
 
 
-@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("images", IMAGES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("geom", GEOMETRIES)
-def test_conv2d_kernels_match_reference(geom, dtype, budget):
+def test_conv2d_kernels_match_reference(geom, dtype, images):
     n, c, f, h, w, k, s, p = geom
     x, W, b, g = data(geom, dtype)
-    cols = columns(geom, dtype, budget)
+    cols = columns(geom, dtype, images)
 
     out = np.full(g.shape, np.nan, dtype)
     K.conv2d_forward(x, out, cols, W, b, s, p)
@@ -67,21 +67,25 @@ def test_conv2d_kernels_match_reference(geom, dtype, budget):
     np.testing.assert_allclose(gb, 2 * ref_gb, **TOL[dtype])
 
 
-def test_columns_size_bounds():
-    # at least one image, at most the batch, and the padded plane on top for stride 1
-    one = K.columns_size((64, 3, 10, 10), 8, 3, 1, 1, budget=1)
-    whole = K.columns_size((64, 3, 10, 10), 8, 3, 1, 1, budget=1 << 40)
+def test_columns_size():
+    # images clamped to [1, N]; the padded plane on top for stride 1
     per_image = (3 * 9 + 8) * 10 * 12
     plane = 3 * 12 * 12 + 2
-    assert one == plane + per_image
-    assert whole == plane + 64 * per_image
-    assert K.columns_size((4, 3, 10, 10), 8, 3, 2, 1, budget=1) == (3 * 9 + 8) * 5 * 5
+    assert K.columns_size((64, 3, 10, 10), 8, 3, 1, 1, images=1) == plane + per_image
+    assert K.columns_size((64, 3, 10, 10), 8, 3, 1, 1, images=0) == plane + per_image
+    assert K.columns_size((64, 3, 10, 10), 8, 3, 1, 1, images=10 ** 6) == plane + 64 * per_image
+    assert K.columns_size((4, 3, 10, 10), 8, 3, 2, 1, images=1) == (3 * 9 + 8) * 5 * 5
+    # default: enough images for GEMM_COLUMNS columns, within COLUMNS_BUDGET
+    default = K.columns_size((64, 3, 10, 10), 8, 3, 1, 1)
+    assert default == plane + -(-K.GEMM_COLUMNS // 120) * per_image
+    big = K.columns_size((128, 64, 14, 14), 128, 3, 1, 1)   # one image is ~200 k elements
+    assert big - (64 * 16 * 16 + 2) <= K.COLUMNS_BUDGET
 
 
 def test_columns_too_small_raises():
     geom = (2, 3, 4, 7, 9, 3, 1, 1)
     x, W, b, g = data(geom, np.float64)
-    cols = np.empty(K.columns_size(x.shape, 4, 3, 1, 1, budget=1) - 1)
+    cols = np.empty(K.columns_size(x.shape, 4, 3, 1, 1, images=1) - 1)
     with pytest.raises(ValueError, match="columns"):
         K.conv2d_forward(x, np.empty(g.shape), cols, W, b, 1, 1)
 
@@ -100,7 +104,7 @@ def test_nan_input_propagates_to_output():
     x, W, b, g = data(geom, np.float64)
     x[0, 0, 2, 2] = np.nan
     out = np.empty(g.shape)
-    K.conv2d_forward(x, out, columns(geom, np.float64, 1 << 20), W, b, 1, 1)
+    K.conv2d_forward(x, out, columns(geom, np.float64), W, b, 1, 1)
     ref = conv2d_forward_reference(x, W, b, 1, 1)
     np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
     np.testing.assert_allclose(out[~np.isnan(out)], ref[~np.isnan(ref)], rtol=1e-12)

@@ -12,12 +12,12 @@ plain im2col (short Wo-element loops, which cost as much as the GEMM itself at
 MNIST sizes) by k*k*C long memcpys, for (Wo + k - 1) / Wo more GEMM work. Strides
 > 1 use the plain compact im2col (Ho * Wo columns per image).
 
-Chunking. The module sizes ``columns`` with ``columns_size`` (a budget of about
-1 M elements); each kernel carves it into [padded plane | columns (C k k, m L) |
-gemm result / expanded gradient (F, m L)] and processes m images per GEMM,
-m = what fits. One GEMM over the whole batch would make the column buffer far
-larger than the caches; one GEMM per image makes GEMMs too small for the two
-BLAS threads (see ``asv_bench``/the module docs for the measurements).
+Chunking. The module sizes ``columns`` with ``columns_size``; each kernel carves
+it into [padded plane | columns (C k k, m L) | GEMM result / expanded gradient
+(F, m L)] and processes m images per GEMM, m = as many as fit. One image per GEMM
+makes GEMMs too small for the two BLAS threads (MNIST's 32 -> 64 layer at batch
+128 ran ~2x slower that way); the whole batch per GEMM makes the scratch tens of
+MB, which hurts the memory-bound K = 9 GEMMs of a 1-channel first layer.
 
 Non-finite values: the junk columns hold input values (or padding zeros), so a NaN
 or inf in the input can reach more entries of gradWeight than in a direct
@@ -28,13 +28,18 @@ from numba import njit
 
 from .blas import gemm
 
-COLUMNS_BUDGET = 1 << 20  # elements of scratch per call (4 MiB in float32)
+GEMM_COLUMNS = 2048        # images per GEMM: enough for >= this many GEMM columns ...
+COLUMNS_BUDGET = 1 << 20   # ... unless the scratch would exceed this many elements
 
 
-def columns_size(input_shape, n_out, kernel_size, stride, padding, budget=COLUMNS_BUDGET):
-    """Number of scratch elements the module should allocate for ``columns``:
-    room for the padded plane plus as many images per GEMM as fit in ``budget``
-    (at least one, at most the batch)."""
+def columns_size(input_shape, n_out, kernel_size, stride, padding, images=None):
+    """Number of scratch elements the module should allocate for ``columns``: the
+    padded plane (stride 1) plus ``images`` images per GEMM (clamped to [1, N]).
+
+    By default ``images`` is the fewest images giving GEMM_COLUMNS GEMM columns
+    (small GEMMs waste the two BLAS threads), capped so the scratch stays under
+    COLUMNS_BUDGET elements (a bigger scratch falls out of cache; a K = 9 GEMM like
+    MNIST's first layer is memory-bound and gets slower with more images)."""
     n, c, h, w = (int(v) for v in input_shape)
     k = int(kernel_size)
     hp, wp = h + 2 * padding, w + 2 * padding
@@ -42,8 +47,12 @@ def columns_size(input_shape, n_out, kernel_size, stride, padding, budget=COLUMN
     wo = (wp - k) // stride + 1
     row = wp if stride == 1 else wo
     plane = c * hp * wp + k - 1 if stride == 1 else 0
-    per_image = (c * k * k + n_out) * ho * row
-    m = max(1, min(max(n, 1), budget // max(per_image, 1)))
+    cols_per_image = max(ho * row, 1)
+    per_image = (c * k * k + n_out) * cols_per_image
+    if images is None:
+        images = -(-GEMM_COLUMNS // cols_per_image)
+        images = min(images, COLUMNS_BUDGET // per_image)
+    m = max(1, min(max(n, 1), int(images)))
     return plane + m * per_image
 
 

@@ -1,0 +1,167 @@
+"""One benchmark per optimization, each timed with it on and off, on the MLP training
+step (the homework loop, see ``training_step.py``). The fused flat-buffer optimizer's
+ablation lives in ``optim.py`` (``fused`` vs ``per_array``).
+
+* ``BufferReuse``: modules keep their output/gradInput buffers between calls
+  (``reused``) vs every module's and the criterion's ``_buffers`` cleared before each
+  call, so every phase allocates afresh (``fresh``).
+* ``FusedBiasActivation``: the Sequential runs Linear+ReLU as one fused kernel per
+  phase (``fused``, planned by ``Sequential._fusion_plan``) vs the same modules called
+  one by one, forward then backward in reverse, as Sequential would without fusion
+  (``unfused``).
+* ``LazyGradZeroing``: with ``fastnn.lazy_zero_grad(True)``, ``zeroGradParameters()``
+  only marks gradients zero and the next backward overwrites them (``lazy``) vs the
+  default eager zeroing, one memset of the flat gradient buffer (``eager_flat``) vs
+  user code filling every gradient array with zeros (``g.fill(0)`` per array, no
+  ``zeroGradParameters()``) before each step (``fill_per_array``).
+* ``ThreadingSplit``: BLAS thread pools limited to 1 vs 2 threads
+  (``fastnn.set_num_threads``) on the whole step.
+"""
+import fastnn
+
+from .common import CNN_BATCHES, MLP_BATCHES, cnn_trainer, flat, mlp_trainer
+
+
+class BufferReuse:
+    params = (MLP_BATCHES, ["reused", "fresh"])
+    param_names = ["batch", "buffers"]
+
+    def setup(self, batch, buffers):
+        self.t = mlp_trainer(batch)
+        self.leaves = list(self.t.net._leaves())
+        self.run_step = self.t.step if buffers == "reused" else self._fresh_step
+        self.run_forward = self.t.net.forward if buffers == "reused" else self._fresh_forward
+        self.run_step()
+        self.run_forward(self.t.x)
+
+    def _clear(self):
+        for m in self.leaves:
+            m._buffers.clear()
+        self.t.criterion._buffers.clear()
+
+    def _fresh_step(self):
+        self._clear()
+        self.t.step()
+
+    def _fresh_forward(self, x):
+        self._clear()
+        return self.t.net.forward(x)
+
+    def time_step(self, batch, buffers):
+        self.run_step()
+
+    def time_forward(self, batch, buffers):
+        self.run_forward(self.t.x)
+
+
+class FusedBiasActivation:
+    params = (MLP_BATCHES, ["fused", "unfused"])
+    param_names = ["batch", "mode"]
+
+    def setup(self, batch, mode):
+        self.t = mlp_trainer(batch)
+        if mode == "fused":
+            assert any(f for _, f in self.t.net._fusion_plan()), "nothing fused"
+            self.run_step = self.t.step
+        else:
+            self.run_step = self._unfused_step
+        self.run_step()
+
+    def _unfused_step(self):
+        t = self.t
+        net, mods = t.net, t.net.modules
+        net.zeroGradParameters()
+        out = t.x
+        for m in mods:
+            out = m.forward(out)
+        t.criterion.forward(out, t.y)
+        g = t.criterion.backward(out, t.y)
+        for i in range(len(mods) - 1, -1, -1):
+            g = mods[i].backward(t.x if i == 0 else mods[i - 1].output, g)
+        t.optimizer(net.getParameters(), net.getGradParameters(), t.config, t.state)
+
+    def time_step(self, batch, mode):
+        self.run_step()
+
+
+class LazyGradZeroing:
+    params = (MLP_BATCHES, ["lazy", "eager_flat", "fill_per_array"])
+    param_names = ["batch", "zeroing"]
+
+    def setup(self, batch, zeroing):
+        self.previous = _lazy_zero_grad_enabled()
+        if zeroing == "lazy":
+            if not hasattr(fastnn, "lazy_zero_grad"):
+                raise NotImplementedError("this fastnn has no lazy_zero_grad()")
+            fastnn.lazy_zero_grad(True)
+        elif hasattr(fastnn, "lazy_zero_grad"):
+            fastnn.lazy_zero_grad(False)
+        self.t = mlp_trainer(batch)
+        self.grads = flat(self.t.net.getGradParameters())
+        self.run_step = self._fill_per_array_step if zeroing == "fill_per_array" else self.t.step
+        self.run_step()
+
+    def teardown(self, batch, zeroing):
+        if hasattr(fastnn, "lazy_zero_grad") and self.previous is not None:
+            fastnn.lazy_zero_grad(self.previous)
+
+    def _fill_per_array_step(self):
+        t = self.t
+        for g in self.grads:
+            g.fill(0)
+        out = t.net.forward(t.x)
+        t.criterion.forward(out, t.y)
+        t.net.backward(t.x, t.criterion.backward(out, t.y))
+        t.optimizer(t.net.getParameters(), t.net.getGradParameters(), t.config, t.state)
+
+    def time_step(self, batch, zeroing):
+        self.run_step()
+
+
+def _limit_blas_threads(n):
+    """fastnn.set_num_threads(n), after loading scipy's OpenBLAS (the library fastnn's
+    GEMMs call): threadpoolctl only limits libraries already loaded, and fastnn loads its
+    BLAS lazily, at the first kernel call."""
+    import fastnn.kernels.cpu.blas  # noqa: F401
+    return fastnn.set_num_threads(n)
+
+
+def _lazy_zero_grad_enabled():
+    try:
+        from fastnn.module import _LAZY_ZERO_GRAD
+    except ImportError:
+        return None
+    return _LAZY_ZERO_GRAD["enabled"]
+
+
+class ThreadingSplit:
+    params = (MLP_BATCHES, [1, 2])
+    param_names = ["batch", "blas_threads"]
+
+    def setup(self, batch, blas_threads):
+        self.limiter = _limit_blas_threads(blas_threads)
+        self.t = mlp_trainer(batch)
+        self.t.step()
+
+    def teardown(self, batch, blas_threads):
+        self.limiter.restore_original_limits()
+
+    def time_step(self, batch, blas_threads):
+        self.t.step()
+
+
+class ThreadingSplitCNN:
+    params = (CNN_BATCHES, [1, 2])
+    param_names = ["batch", "blas_threads"]
+    timeout = 300
+
+    def setup(self, batch, blas_threads):
+        self.t = cnn_trainer(batch)
+        self.limiter = _limit_blas_threads(blas_threads)
+        self.t.step()
+
+    def teardown(self, batch, blas_threads):
+        self.limiter.restore_original_limits()
+
+    def time_step(self, batch, blas_threads):
+        self.t.step()

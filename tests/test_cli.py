@@ -1,0 +1,115 @@
+"""The ``fastnn`` command: demo (subprocess), train / compare-activations (in process, on
+small MNIST subsets through the hidden --limit-* options), missing-data error."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import fastnn
+from fastnn.cli import main
+
+DATA = os.environ.get("FASTNN_DATA")
+needs_mnist = pytest.mark.skipif(not DATA or not os.path.isdir(os.path.join(DATA, "mnist")),
+                                 reason="real MNIST not available (set FASTNN_DATA)")
+SMALL = ["--limit-train", "1000", "--limit-test", "500", "--no-progress"]
+
+
+def last_line(text):
+    return text.strip().splitlines()[-1]
+
+
+def test_demo_subprocess():
+    r = subprocess.run([sys.executable, "-m", "fastnn", "demo", "--epochs", "5"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert sum(1 for l in lines if l.startswith("epoch ")) == 5
+    m = re.fullmatch(r"accuracy: (\d\.\d{4})", lines[-1])
+    assert m and float(m.group(1)) > 0.95
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "train" in capsys.readouterr().out
+
+
+def test_missing_mnist_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.cache/fastnn/mnist either
+    assert main(["train", "mnist", "--model", "mlp", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("fastnn: error: MNIST not found") and "FASTNN_DATA" in err
+
+
+def test_pretrain_flag_needs_autoencoder(capsys):
+    assert main(["train", "mnist", "--model", "mlp", "--pretrain-classifier"]) == 2
+
+
+@needs_mnist
+def test_train_mlp_one_epoch(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["train", "mnist", "--model", "mlp", "--epochs", "1", "--lr", "0.05",
+                 "--out", str(out)] + SMALL) == 0
+    text = capsys.readouterr().out
+    assert re.fullmatch(r"test accuracy: 0\.\d{4}", last_line(text))
+    assert float(last_line(text).split()[-1]) > 0.2  # 8 steps: clearly above chance
+    epoch_lines = [l for l in text.splitlines() if l.startswith("epoch ")]
+    assert len(epoch_lines) == 1
+    for word in ("train loss", "train acc", "val acc", "lr", "s"):
+        assert word in epoch_lines[0]
+    assert (out / "mlp_history.png").read_bytes()[:4] == b"\x89PNG"
+    results = json.loads((out / "mlp_results.json").read_text())
+    assert results["model"] == "mlp" and 0 < results["test_accuracy"] <= 1
+    assert (out / "mlp.npz").exists()
+
+    # --resume continues from the checkpoint: only epoch 2 runs
+    assert main(["train", "mnist", "--model", "mlp", "--epochs", "2", "--lr", "0.05",
+                 "--out", str(out), "--resume"] + SMALL) == 0
+    text = capsys.readouterr().out
+    assert [l.split()[1] for l in text.splitlines() if l.startswith("epoch ")] == ["2/2"]
+
+
+@needs_mnist
+def test_train_autoencoder_seed_recipe(tmp_path, capsys):
+    out = tmp_path / "ae"
+    assert main(["train", "mnist", "--model", "autoencoder", "--recipe", "seed", "--epochs",
+                 "1", "--out", str(out)] + SMALL) == 0
+    line = last_line(capsys.readouterr().out)
+    m = re.fullmatch(r"test reconstruction: (\d+\.\d\d) \(PCA-30: (\d+\.\d\d)\)", line)
+    assert m, line
+    assert 0 < float(m.group(2)) < 40
+    assert (out / "autoencoder_seed_reconstructions.png").stat().st_size > 1000
+    assert (out / "autoencoder_seed_history.png").exists()
+
+
+@needs_mnist
+def test_pretrain_classifier_stages(capsys):
+    assert main(["train", "mnist", "--model", "autoencoder", "--pretrain-classifier",
+                 "--epochs", "1", "--head-epochs", "1", "--finetune-epochs", "1"] + SMALL) == 0
+    text = capsys.readouterr().out
+    for stage in ("stage 1", "stage 2", "stage 3"):
+        assert stage in text
+    assert re.fullmatch(r"test accuracy: 0\.\d{4}", last_line(text))
+
+
+@needs_mnist
+def test_compare_activations_tiny(tmp_path, capsys):
+    assert main(["compare-activations", "--epochs", "1", "--limit-train", "500",
+                 "--limit-test", "200", "--no-progress", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    table = text[text.index("activation"):]
+    for act in ("ReLU", "ELU", "LeakyReLU", "SoftPlus", "none"):
+        assert re.search(rf"^{act}\s+\d+\.\d{{4}}\s+0\.\d{{4}}\s+\d+\.\d$", table, re.M), act
+    assert (tmp_path / "compare_activations.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@needs_mnist
+@pytest.mark.skipif(not hasattr(fastnn, "Conv2d"), reason="fastnn.conv not available yet")
+def test_train_cnn_few_steps(capsys):
+    assert main(["train", "mnist", "--model", "cnn", "--epochs", "1", "--max-steps", "3",
+                 "--limit-train", "512", "--limit-test", "100", "--no-progress"]) == 0
+    assert re.fullmatch(r"test accuracy: 0\.\d{4}", last_line(capsys.readouterr().out))
