@@ -9,8 +9,11 @@ import os
 
 
 def set_num_threads(n):
-    """Limit every BLAS thread pool in this process to ``n`` threads."""
+    """Limit every BLAS thread pool in this process to ``n`` threads, including
+    scipy's OpenBLAS that the kernels call (loaded here first: threadpoolctl only
+    sees libraries that are already loaded)."""
     from threadpoolctl import threadpool_limits
+    from .kernels.cpu import blas  # noqa: F401  loads scipy's cython_blas
     return threadpool_limits(limits=int(n), user_api="blas")
 
 
