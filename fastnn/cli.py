@@ -102,23 +102,23 @@ def mlp_net():
         nn.Linear(1024, 10), nn.LogSoftMax())
 
 
-def cnn_net():
-    """Conv(1->32, 3x3)-BN-ReLU-pool, Conv(32->64, 3x3)-BN-ReLU-pool,
-    Linear(3136->128)-ReLU-Dropout(0.3)-Linear(128->10)."""
+def cnn_net(c1=24, c2=48, hidden=128):
+    """Conv(1->c1, 3x3)-BN-ReLU-pool, Conv(c1->c2, 3x3)-BN-ReLU-pool,
+    Linear(c2*7*7->hidden)-ReLU-Dropout(0.3)-Linear(hidden->10)."""
     import fastnn as nn
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.BatchNormalization(0.9), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.BatchNormalization(0.9), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(1, c1, 3), nn.BatchNormalization(0.9), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3), nn.BatchNormalization(0.9), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3),
-        nn.Linear(128, 10), nn.LogSoftMax())
+        nn.Linear(c2 * 7 * 7, hidden), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(hidden, 10), nn.LogSoftMax())
 
 
 #: Defaults of the classifier recipes (the CLI options override them).
 CLASSIFIER_RECIPES = {
     "mlp": dict(build=mlp_net, flatten=True, epochs=15, batch_size=128, lr=0.01, momentum=0.9,
                 schedule="cosine", augment=dict(max_shift=2, max_angle=10.0)),
-    "cnn": dict(build=cnn_net, flatten=False, epochs=8, batch_size=128, lr=0.01, momentum=0.9,
+    "cnn": dict(build=cnn_net, flatten=False, epochs=10, batch_size=128, lr=0.05, momentum=0.9,
                 schedule="cosine", augment=dict(max_shift=2, max_angle=10.0)),
 }
 

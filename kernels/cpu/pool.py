@@ -28,15 +28,24 @@ def maxpool2d_forward(input, output, indices, kernel_size, stride):
                     w0 = ow * stride
                     best = -np.inf
                     arg = h0 * W + w0
+                    nan_arg = -1
                     for di in range(k):
                         row = plane[h0 + di]
                         for dj in range(k):
                             v = row[w0 + dj]
-                            if v > best or v != v:
+                            j = (h0 + di) * W + w0 + dj
+                            # NaN is tracked apart from the max: one branch that tests
+                            # `v > best or v != v` and moves two values ran ~5x slower.
+                            if v > best:
                                 best = v
-                                arg = (h0 + di) * W + w0 + dj
-                    out[oh, ow] = best
-                    idx[oh, ow] = arg
+                                arg = j
+                            nan_arg = j if v != v else nan_arg
+                    if nan_arg >= 0:
+                        out[oh, ow] = plane[nan_arg // W, nan_arg % W]
+                        idx[oh, ow] = nan_arg
+                    else:
+                        out[oh, ow] = best
+                        idx[oh, ow] = arg
 
 
 @njit(cache=True)
