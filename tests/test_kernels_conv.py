@@ -75,11 +75,15 @@ def test_columns_size():
     assert K.columns_size((64, 3, 10, 10), 8, 3, 1, 1, images=0) == plane + per_image
     assert K.columns_size((64, 3, 10, 10), 8, 3, 1, 1, images=10 ** 6) == plane + 64 * per_image
     assert K.columns_size((4, 3, 10, 10), 8, 3, 2, 1, images=1) == (3 * 9 + 8) * 5 * 5
-    # default: enough images for GEMM_COLUMNS columns, within COLUMNS_BUDGET
-    default = K.columns_size((64, 3, 10, 10), 8, 3, 1, 1)
-    assert default == plane + -(-K.GEMM_COLUMNS // 120) * per_image
-    big = K.columns_size((128, 64, 14, 14), 128, 3, 1, 1)   # one image is ~200 k elements
-    assert big - (64 * 16 * 16 + 2) <= K.COLUMNS_BUDGET
+    # default: the whole batch when it fits the budget, else equal chunks
+    assert K.columns_size((64, 3, 10, 10), 8, 3, 1, 1) == plane + 64 * per_image
+    big = (3, 64, 100, 100)
+    one = K.columns_size(big, 128, 3, 1, 1, images=1) - (64 * 102 * 102 + 2)
+    fit = K.COLUMNS_BUDGET // one
+    assert fit >= 1
+    n = 2 * fit + 1                                   # needs 3 chunks of ceil(n / 3)
+    got = K.columns_size((n,) + big[1:], 128, 3, 1, 1) - (64 * 102 * 102 + 2)
+    assert got == -(-n // 3) * one <= K.COLUMNS_BUDGET
 
 
 def test_columns_too_small_raises():

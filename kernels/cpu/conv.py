@@ -14,12 +14,12 @@ MNIST sizes) by k*k*C long memcpys, for (Wo + k - 1) / Wo more GEMM work. Stride
 
 Chunking. The module sizes ``columns`` with ``columns_size``; each kernel carves
 it into [padded plane | columns (C k k, m L) | GEMM result / expanded gradient
-(F, m L)] and processes m images per GEMM, m = as many as fit. Quiet-machine
-timings of the bare GEMMs of MNIST's 32 -> 64 layer at batch 128 (2 threads):
-~7.6 ms as one GEMM over the batch, ~8.6 ms as 128 per-image GEMMs; but one GEMM
-over the batch needs a ~40 MB scratch (memory traffic of the same order as the
-GEMM). The default (``columns_size``) takes a few images per GEMM: GEMMs of
->= 2048 columns in a scratch of <= 1 M elements.
+(F, m L)] and processes m images per GEMM, m = as many as fit. Few, large GEMMs
+win: every multi-threaded GEMM call synchronises the BLAS threads, which costs
+little on an idle machine (MNIST's 32 -> 64 layer at batch 128: ~7.6 ms as one
+GEMM vs ~8.6 ms as 128 per-image GEMMs) but a lot on a busy one (fwd+bwd of that
+layer measured ~1.9x slower per image than whole-batch on the shared 2-core box).
+The scratch is capped at COLUMNS_BUDGET elements, split into equal chunks.
 
 Non-finite values: the junk columns hold input values (or padding zeros), so a NaN
 or inf in the input can reach more entries of gradWeight than in a direct
@@ -30,31 +30,29 @@ from numba import njit
 
 from .blas import gemm
 
-GEMM_COLUMNS = 2048        # images per GEMM: enough for >= this many GEMM columns ...
-COLUMNS_BUDGET = 1 << 20   # ... unless the scratch would exceed this many elements
+COLUMNS_BUDGET = 1 << 23   # scratch elements per conv layer (32 MiB in float32)
 
 
 def columns_size(input_shape, n_out, kernel_size, stride, padding, images=None):
     """Number of scratch elements the module should allocate for ``columns``: the
-    padded plane (stride 1) plus ``images`` images per GEMM (clamped to [1, N]).
-
-    By default ``images`` is the fewest images giving GEMM_COLUMNS GEMM columns
-    (small GEMMs waste the two BLAS threads), capped so the scratch stays under
-    COLUMNS_BUDGET elements (a bigger scratch falls out of cache; a K = 9 GEMM like
-    MNIST's first layer is memory-bound and gets slower with more images)."""
+    padded plane (stride 1) plus room for ``images`` images per GEMM (clamped to
+    [1, N]). By default, the whole batch if it fits in COLUMNS_BUDGET elements,
+    else equal chunks that do (MNIST's CNN at batch 128: the whole batch for
+    1 -> 32 at 28x28, two GEMMs of 64 images for 32 -> 64 at 14x14)."""
     n, c, h, w = (int(v) for v in input_shape)
+    n = max(n, 1)
     k = int(kernel_size)
     hp, wp = h + 2 * padding, w + 2 * padding
     ho = (hp - k) // stride + 1
     wo = (wp - k) // stride + 1
     row = wp if stride == 1 else wo
     plane = c * hp * wp + k - 1 if stride == 1 else 0
-    cols_per_image = max(ho * row, 1)
-    per_image = (c * k * k + n_out) * cols_per_image
+    per_image = (c * k * k + n_out) * max(ho * row, 1)
     if images is None:
-        images = -(-GEMM_COLUMNS // cols_per_image)
-        images = min(images, COLUMNS_BUDGET // per_image)
-    m = max(1, min(max(n, 1), int(images)))
+        fit = max(1, COLUMNS_BUDGET // per_image)
+        chunks = -(-n // fit)
+        images = -(-n // chunks)
+    m = max(1, min(n, int(images)))
     return plane + m * per_image
 
 
