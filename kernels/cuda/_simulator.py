@@ -16,10 +16,53 @@ import threading
 _LOCK = threading.Lock()
 
 
+_SWAPS = {}  # id(globals dict) -> [threads inside, saved entries]
+
+
+def _patch_swapped_cuda_module():
+    """Device functions swap the ``cuda`` global for the simulator's fake on every call,
+    per thread, and restore it on return; when two threads of a block overlap, the first
+    to return restores the real module under the other ("module 'numba.cuda' has no
+    attribute 'syncthreads'"). Count the threads inside and restore after the last."""
+    import contextlib
+    try:
+        from numba.cuda.simulator import kernel, kernelapi
+    except ImportError:
+        return
+    if getattr(kernelapi, "_fastnn_swap_patched", False):
+        return
+
+    @contextlib.contextmanager
+    def swapped_cuda_module(fn, fake_cuda_module):
+        from numba import cuda
+        globs = fn.__globals__
+        key = id(globs)
+        with _LOCK:
+            entry = _SWAPS.get(key)
+            if entry is None:
+                orig = {k: v for k, v in globs.items() if v is cuda}
+                globs.update({k: fake_cuda_module for k in orig})
+                entry = _SWAPS[key] = [0, orig]
+            entry[0] += 1
+        try:
+            yield
+        finally:
+            with _LOCK:
+                entry[0] -= 1
+                if entry[0] == 0:
+                    globs.update(entry[1])
+                    del _SWAPS[key]
+
+    kernelapi.swapped_cuda_module = swapped_cuda_module
+    kernel.swapped_cuda_module = swapped_cuda_module
+    kernelapi._fastnn_swap_patched = True
+
+
 def patch():
     from numba.core import config as numba_config
     if not numba_config.ENABLE_CUDASIM:
         return
+    _patch_swapped_cuda_module()
     try:
         from numba.cuda.simulator import kernelapi
         shared_cls = kernelapi.FakeCUDAShared
