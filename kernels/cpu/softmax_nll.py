@@ -12,22 +12,30 @@ from numba import njit
 LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES = 0, 1, 2
 
 
+@njit(cache=True, inline="always")
+def _row_softmax(input, i, output):
+    """output[i] = softmax(input[i]); returns log-sum-exp of the row. NaN becomes the
+    max, so a row with NaN turns NaN instead of hiding it."""
+    c = input.shape[1]
+    mx = input[i, 0]
+    for j in range(1, c):
+        if input[i, j] > mx or input[i, j] != input[i, j]:
+            mx = input[i, j]
+    s = 0.0
+    for j in range(c):
+        e = math.exp(input[i, j] - mx)
+        output[i, j] = e
+        s += e
+    inv = 1.0 / s
+    for j in range(c):
+        output[i, j] *= inv
+    return mx + math.log(s)
+
+
 @njit(cache=True)
 def softmax_forward(input, output):
-    n, c = input.shape
-    for i in range(n):
-        mx = input[i, 0]
-        for j in range(1, c):
-            if input[i, j] > mx or input[i, j] != input[i, j]:
-                mx = input[i, j]  # NaN becomes the max, so the row turns NaN
-        s = 0.0
-        for j in range(c):
-            e = math.exp(input[i, j] - mx)
-            output[i, j] = e
-            s += e
-        inv = 1.0 / s
-        for j in range(c):
-            output[i, j] *= inv
+    for i in range(input.shape[0]):
+        _row_softmax(input, i, output)
 
 
 @njit(cache=True)
@@ -71,22 +79,10 @@ def log_softmax_backward(gradOutput, gradInput, output):
 @njit(cache=True)
 def cross_entropy_forward(input, target, loss, probabilities, scale):
     """loss = -scale * sum_i log_softmax(input)[i, target[i]]; keeps softmax for backward."""
-    n, c = input.shape
     total = 0.0
-    for i in range(n):
-        mx = input[i, 0]
-        for j in range(1, c):
-            if input[i, j] > mx or input[i, j] != input[i, j]:
-                mx = input[i, j]
-        s = 0.0
-        for j in range(c):
-            e = math.exp(input[i, j] - mx)
-            probabilities[i, j] = e
-            s += e
-        inv = 1.0 / s
-        for j in range(c):
-            probabilities[i, j] *= inv
-        total -= input[i, target[i]] - mx - math.log(s)
+    for i in range(input.shape[0]):
+        lse = _row_softmax(input, i, probabilities)
+        total -= input[i, target[i]] - lse
     loss[0] = total * scale
 
 
@@ -105,19 +101,8 @@ def cross_entropy_dense_forward(input, target, loss, probabilities, scale):
     n, c = input.shape
     total = 0.0
     for i in range(n):
-        mx = input[i, 0]
-        for j in range(1, c):
-            if input[i, j] > mx or input[i, j] != input[i, j]:
-                mx = input[i, j]
-        s = 0.0
+        lse = _row_softmax(input, i, probabilities)
         for j in range(c):
-            e = math.exp(input[i, j] - mx)
-            probabilities[i, j] = e
-            s += e
-        lse = mx + math.log(s)
-        inv = 1.0 / s
-        for j in range(c):
-            probabilities[i, j] *= inv
             if target[i, j] != 0:
                 total -= target[i, j] * (input[i, j] - lse)
     loss[0] = total * scale
