@@ -341,7 +341,9 @@ def load_mnist(root=None, download=True, flatten=True, progress=True, verify=Tru
             except (RuntimeError, OSError) as exc:
                 download_error = exc
         if folder is None:
-            raise FileNotFoundError(_not_found_message(root, download, download_error))
+            error = FileNotFoundError(_not_found_message(root, download, download_error))
+            error.download_error = download_error  # the CLI prints a one-line version
+            raise error
 
     arrays = {name: _load_array(_find_file(folder, name), verify) for name in FILES}
     result = []

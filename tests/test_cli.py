@@ -39,10 +39,23 @@ def test_no_command_prints_help(capsys):
 def test_missing_mnist_is_one_clear_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "nothing"))
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.cache/fastnn/mnist either
-    assert main(["train", "mnist", "--model", "mlp", "--no-progress"]) == 2
+    assert main(["train", "mnist", "--model", "mlp", "--no-progress", "--no-download"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith("fastnn: error: MNIST not found") and "FASTNN_DATA" in err
+    assert "--no-download" in err
+
+
+def test_failed_download_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    """The default downloads; when every mirror fails the error stays one line and says why."""
+    from fastnn import datasets
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(datasets, "MIRRORS", ["http://127.0.0.1:9/"])  # closed port: fails fast
+    assert main(["train", "mnist", "--model", "mlp", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "downloading failed" in err and "FASTNN_DATA" in err
 
 
 def test_pretrain_flag_needs_autoencoder(capsys):
