@@ -2,7 +2,7 @@
 bias and the activation fused into the pass that touches the output anyway."""
 from numba import njit
 
-from .activation import NONE, activation_derivative, activation_value
+from .activation import LEAKY_RELU, NONE, RELU, activation_derivative, activation_value
 from .blas import gemm
 
 
@@ -16,12 +16,39 @@ def affine_activation_forward(input, preactivation, output, weight, bias, activa
     """preactivation = input @ weight.T + bias; output = act(preactivation).
     ``preactivation`` and ``output`` may be the same array when activation is NONE."""
     gemm(False, True, 1.0, input, weight, 0.0, preactivation)
-    n, m = preactivation.shape
-    for i in range(n):
-        for j in range(m):
-            z = preactivation[i, j] + bias[j]
-            preactivation[i, j] = z
-            output[i, j] = activation_value(activation, z, alpha)
+    # constant codes let the loop vectorise (see activation.py)
+    if activation == NONE:
+        _bias_activation_rows(preactivation, output, bias, NONE, alpha)
+    elif activation == RELU:
+        _bias_activation_rows(preactivation, output, bias, RELU, alpha)
+    elif activation == LEAKY_RELU:
+        _bias_activation_rows(preactivation, output, bias, LEAKY_RELU, alpha)
+    else:
+        _bias_activation_rows(preactivation, output, bias, activation, alpha)
+
+
+@njit(cache=True, inline="always")
+def _bias_activation_rows(preactivation, output, bias, activation, alpha):
+    for i in range(preactivation.shape[0]):
+        pre = preactivation[i]
+        out = output[i]
+        for j in range(pre.size):
+            z = pre[j] + bias[j]
+            pre[j] = z
+            out[j] = activation_value(activation, z, alpha)
+
+
+@njit(cache=True, inline="always")
+def _activation_delta_rows(gradOutput, delta, gradBias, preactivation, output, activation,
+                           alpha):
+    for i in range(delta.shape[0]):
+        g = gradOutput[i]
+        d = delta[i]
+        pre = preactivation[i]
+        out = output[i]
+        for j in range(d.size):
+            d[j] = g[j] * activation_derivative(activation, pre[j], out[j], alpha)
+            gradBias[j] += d[j]  # the stored (rounded) value, as unfused
 
 
 @njit(cache=True)
@@ -49,15 +76,16 @@ def affine_activation_backward(input, gradOutput, gradInput, delta, gradWeight, 
     delta = gradOutput * act'(preactivation) (the activation's gradInput),
     gradInput = delta @ W (skipped when need_grad_input is False),
     gradWeight (+)= delta.T @ input, gradBias (+)= sum(delta)."""
-    n, m = delta.shape
     if not accumulate:
         gradBias[:] = 0.0
-    for i in range(n):
-        for j in range(m):
-            d = gradOutput[i, j] * activation_derivative(activation, preactivation[i, j],
-                                                         output[i, j], alpha)
-            delta[i, j] = d
-            gradBias[j] += delta[i, j]  # the stored (rounded) value, as unfused
+    if activation == RELU:
+        _activation_delta_rows(gradOutput, delta, gradBias, preactivation, output, RELU, alpha)
+    elif activation == LEAKY_RELU:
+        _activation_delta_rows(gradOutput, delta, gradBias, preactivation, output, LEAKY_RELU,
+                               alpha)
+    else:
+        _activation_delta_rows(gradOutput, delta, gradBias, preactivation, output, activation,
+                               alpha)
     if need_grad_input:
         gemm(False, False, 1.0, delta, weight, 0.0, gradInput)
     gemm(True, False, 1.0, delta, input, 1.0 if accumulate else 0.0, gradWeight)
