@@ -77,12 +77,12 @@ def test_columns_size():
     assert K.columns_size((4, 3, 10, 10), 8, 3, 2, 1, images=1) == (3 * 9 + 8) * 5 * 5
     # default: the whole batch when it fits the budget, else equal chunks
     assert K.columns_size((64, 3, 10, 10), 8, 3, 1, 1) == plane + 64 * per_image
-    big = (3, 64, 100, 100)
-    one = K.columns_size(big, 128, 3, 1, 1, images=1) - (64 * 102 * 102 + 2)
+    big = (3, 16, 30, 30)
+    one = K.columns_size(big, 32, 3, 1, 1, images=1) - (16 * 32 * 32 + 2)
     fit = K.COLUMNS_BUDGET // one
     assert fit >= 1
     n = 2 * fit + 1                                   # needs 3 chunks of ceil(n / 3)
-    got = K.columns_size((n,) + big[1:], 128, 3, 1, 1) - (64 * 102 * 102 + 2)
+    got = K.columns_size((n,) + big[1:], 32, 3, 1, 1) - (16 * 32 * 32 + 2)
     assert got == -(-n // 3) * one <= K.COLUMNS_BUDGET
 
 

@@ -81,3 +81,15 @@ def test_overlapping_windows_accumulate():
     gi = np.empty_like(x)
     K.maxpool2d_backward(np.full(out.shape, 0.5), gi, idx, 2, 1)
     assert gi[0, 0, 1, 1] == 2.0 and gi.sum() == 2.0
+
+
+@pytest.mark.parametrize("k, s", [(2, 2), (3, 2)])
+def test_random_nans_match_reference(k, s):
+    """The unrolled 2x2 path and the general loop follow the same NaN rule."""
+    rng = np.random.default_rng(5)
+    x = np.round(rng.standard_normal((2, 3, 9, 8))).astype(np.float32)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    out, idx = run(x, k, s)
+    ref_out, ref_idx = maxpool2d_forward_reference(x, k, s)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(idx, ref_idx)
