@@ -4,6 +4,7 @@ criterions, functional optimizers) with Numba kernels and numba.cuda twins.
 ``from fastnn import *`` gives the homework API. Nothing is compiled at import:
 kernels compile (or load from Numba's cache) on first use.
 """
+from . import _exit
 from ._threads import configure_from_env as _configure_threads
 from ._threads import set_num_threads
 from ._rng import manual_seed
@@ -39,3 +40,4 @@ __all__ = [
 ]
 
 _configure_threads()
+_exit.install()

@@ -522,3 +522,26 @@ def test_lazy_zero_grad_opt_in_matches_eager():
             fastnn.lazy_zero_grad(False)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fast_exit_freezes_the_collector_only_with_numba_loaded(monkeypatch):
+    import gc
+    import sys
+
+    from fastnn import _exit
+    registered = []
+    _exit.install(environ={}, register=registered.append)
+    assert registered == [_exit.freeze_if_numba_loaded]
+    _exit.install(environ={"FASTNN_FAST_EXIT": "0"}, register=registered.append)
+    assert len(registered) == 1                      # opted out: nothing registered
+
+    before = gc.get_freeze_count()
+    monkeypatch.delitem(sys.modules, "numba", raising=False)
+    _exit.freeze_if_numba_loaded()
+    assert gc.get_freeze_count() == before           # no Numba: nothing to skip
+    monkeypatch.setitem(sys.modules, "numba", object())
+    try:
+        _exit.freeze_if_numba_loaded()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
