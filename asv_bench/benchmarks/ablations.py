@@ -16,10 +16,16 @@ ablation lives in ``optim.py`` (``fused`` vs ``per_array``).
   ``zeroGradParameters()``) before each step (``fill_per_array``).
 * ``ThreadingSplit``: BLAS thread pools limited to 1 vs 2 threads
   (``fastnn.set_num_threads``) on the whole step.
+* ``ConvColumnsChunk``: the 32 -> 64 conv layer (forward + backward) with im2col
+  chunks capped at 2 MiB so the columns are still in cache for the GEMM (``default``)
+  vs the whole batch in one GEMM (``whole_batch``, the layout before that cap).
 """
 import fastnn
 
-from .common import CNN_BATCHES, MLP_BATCHES, cnn_trainer, flat, mlp_trainer
+import numpy as np
+
+from .common import (CNN_BATCHES, MLP_BATCHES, cnn_trainer, flat, import_conv, make_conv,
+                     mlp_trainer, rng, seed)
 
 
 class BufferReuse:
@@ -165,3 +171,29 @@ class ThreadingSplitCNN:
 
     def time_step(self, batch, blas_threads):
         self.t.step()
+
+
+class ConvColumnsChunk:
+    params = (CNN_BATCHES, ["default", "whole_batch"])
+    param_names = ["batch", "chunk"]
+
+    def setup(self, batch, chunk):
+        Conv2d, _, _ = import_conv()
+        from fastnn.kernels.cpu import conv
+        seed()
+        self.m = make_conv(Conv2d, 32, 64, 3, 1)
+        r = rng()
+        self.x = r.standard_normal((batch, 32, 14, 14)).astype(np.float32)
+        out = self.m.forward(self.x)
+        self.g = r.standard_normal(out.shape).astype(np.float32)
+        if chunk == "whole_batch":  # the module keeps any scratch at least its default size
+            size = conv.columns_size(self.x.shape, 64, 3, 1, 1, images=batch)
+            self.m._buffers["columns"] = np.empty(size, np.float32)
+        self.time_forward_backward(batch, chunk)
+
+    def forward_backward(self):
+        self.m.forward(self.x)
+        self.m.backward(self.x, self.g)
+
+    def time_forward_backward(self, batch, chunk):
+        self.forward_backward()
