@@ -67,6 +67,11 @@ def test_conv2d_kernels_match_reference(geom, dtype, images):
     np.testing.assert_allclose(gb, 2 * ref_gb, **TOL[dtype])
 
 
+def test_geometries_cover_the_direct_and_the_gemm_paths():
+    direct = [g for g in GEOMETRIES if g[6] == 1 and g[1] * g[5] ** 2 <= K.DIRECT_MAX_CKK]
+    assert len(direct) >= 2 and len(direct) <= len(GEOMETRIES) - 3
+
+
 def test_columns_size():
     # images clamped to [1, N]; the padded plane on top for stride 1
     per_image = (3 * 9 + 8) * 10 * 12
