@@ -4,7 +4,8 @@ criterions, functional optimizers) with Numba kernels and numba.cuda twins.
 ``from fastnn import *`` gives the homework API. Nothing is compiled at import:
 kernels compile (or load from Numba's cache) on first use.
 """
-from . import _exit
+from . import _cache, _exit
+_cache.configure()  # before anything imports Numba
 from ._threads import configure_from_env as _configure_threads
 from ._threads import set_num_threads
 from ._rng import manual_seed

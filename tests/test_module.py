@@ -2,6 +2,7 @@
 parameters, containers, dtype conversion, copying, input casting, assignment."""
 import copy
 import pickle
+import tempfile
 
 import numpy as np
 import pytest
@@ -545,3 +546,31 @@ def test_fast_exit_freezes_the_collector_only_with_numba_loaded(monkeypatch):
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()
+
+
+def test_numba_cache_falls_back_to_a_temp_folder_when_nothing_is_writable(tmp_path):
+    """A read-only install and an unwritable home would make @njit(cache=True) raise at
+    import; fastnn points NUMBA_CACHE_DIR at a per-user temp folder instead."""
+    from fastnn import _cache
+    kernels = tmp_path / "site" / "fastnn" / "kernels" / "cpu"
+    kernels.mkdir(parents=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    read_only = {str(kernels), str(home)}
+
+    def access(path, mode):  # root ignores permission bits, so the test injects them
+        return str(path) not in read_only
+
+    env = {"HOME": str(home)}
+    # the install is writable: Numba's own __pycache__ next to the sources works
+    assert _cache.fallback_cache_dir(str(kernels), env, lambda p, m: True) is None
+    # read-only install, writable home: Numba's user-wide fallback works
+    env_home = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    assert _cache.fallback_cache_dir(str(kernels), env_home, access) is None
+    # neither: a temp folder
+    env_none = {"XDG_CACHE_HOME": str(home / "cache")}
+    folder = _cache.fallback_cache_dir(str(kernels), env_none, access)
+    assert folder is not None and folder.startswith(tempfile.gettempdir())
+    # an explicit NUMBA_CACHE_DIR always wins
+    assert _cache.fallback_cache_dir(str(kernels), dict(env_none, NUMBA_CACHE_DIR="/x"),
+                                     access) is None
