@@ -33,6 +33,13 @@ class CLIError(Exception):
 
 # --------------------------------------------------------------------------- data
 
+def _shorten(text, limit):
+    """``text`` cut at a word boundary to at most ``limit`` characters, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[:limit - 1].rsplit(" ", 1)[0] + " …"
+
+
 def _load_mnist(args, flatten=True):
     from .datasets import load_mnist, search_dirs
     try:
@@ -41,7 +48,7 @@ def _load_mnist(args, flatten=True):
     except FileNotFoundError as exc:
         looked = ", ".join(search_dirs(args.data))
         failed = getattr(exc, "download_error", None)
-        why = (f"; downloading failed ({' '.join(str(failed).split())[:300]})" if failed
+        why = (f"; downloading failed ({_shorten(' '.join(str(failed).split()), 300)})" if failed
                else "; downloading is off (--no-download)" if not args.download else "")
         raise CLIError(f"MNIST not found (looked in {looked}){why}; set FASTNN_DATA to a "
                        f"folder that holds mnist/ with the four IDX files (e.g. "
