@@ -351,7 +351,13 @@ def main(argv=None):
     p.add_argument("--no-torch", action="store_true", help="time fastnn only")
     p.add_argument("--lazy-zero-grad", action="store_true",
                    help="fastnn.lazy_zero_grad(True) (default: fastnn's default, eager)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run the MLP/CNN comparison N times back to back and report the "
+                        "median of each figure with the range of the ratio (this machine's "
+                        "noise); start-up is measured once")
     opts = p.parse_args(argv)
+    if opts.repeat > 1:
+        return repeated(opts, argv)
     opts.rounds = 4 if opts.quick else 12
     opts.block_s = 0.05 if opts.quick else 0.25
     opts.block_reps = 4 if opts.quick else 8
@@ -477,6 +483,63 @@ def main(argv=None):
     return results
 
 
+def repeated(opts, argv):
+    """``--repeat N``: N full MLP/CNN comparisons, then the median and ratio range per row."""
+    base = list(sys.argv[1:] if argv is None else argv)
+    drop = {"--repeat", "--json"}
+    once, skip = [], False
+    for a in base:
+        if skip:
+            skip = False
+            continue
+        if a in drop:
+            skip = True
+            continue
+        if a.split("=")[0] in drop or a == "--markdown":
+            continue
+        once.append(a)
+    only = [k for k in opts.only.split(",") if k in ("mlp", "cnn")]
+    runs = []
+    for i in range(opts.repeat):
+        print(f"\n=== run {i + 1} of {opts.repeat}", flush=True)
+        runs.append(main(once + ["--only", ",".join(only)]))
+    startup_results = []
+    if "startup" in opts.only.split(","):
+        startup_results = main(once + ["--only", "startup"])["startup"]
+    merged = {"meta": dict(runs[-1]["meta"], repeat=opts.repeat,
+                           load_before=runs[0]["meta"]["load_before"]),
+              "mlp": _merge_rows([r["mlp"] for r in runs]),
+              "cnn": _merge_rows([r["cnn"] for r in runs]),
+              "startup": startup_results, "runs": runs}
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump(merged, f, indent=2)
+        print(f"wrote {opts.json}")
+    if opts.markdown:
+        print()
+        print(markdown(merged))
+    return merged
+
+
+def _merge_rows(per_run):
+    """Rows of several runs -> one row per batch: medians of the medians, ratio range."""
+    merged = []
+    for rows in zip(*per_run):
+        row = dict(rows[0])
+        for side in ("fastnn", "torch"):
+            if side in row:
+                row[side] = dict(row[side], median_s=statistics.median(
+                    r[side]["median_s"] for r in rows))
+        if "ratio" in row:
+            ratios = [r["ratio"] for r in rows]
+            row["ratio"] = statistics.median(ratios)
+            row["ratio_range"] = (min(ratios), max(ratios))
+        if "fastnn_over_floor" in row:
+            row["fastnn_over_floor"] = statistics.median(r["fastnn_over_floor"] for r in rows)
+        merged.append(row)
+    return merged
+
+
 def markdown(results):
     lines = []
     if results["mlp"] or results["cnn"]:
@@ -487,6 +550,8 @@ def markdown(results):
         for r in rows:
             torch_t = fmt_time(r["torch"]["median_s"]) if "torch" in r else "-"
             ratio = f"{r['ratio']:.2f}" if "ratio" in r else "-"
+            if "ratio_range" in r:
+                ratio += f" ({r['ratio_range'][0]:.2f}–{r['ratio_range'][1]:.2f})"
             target = f"≥ {r['target']}" if r.get("target") is not None else "-"
             floor = f"{r['fastnn_over_floor']:.1f}x" if "fastnn_over_floor" in r else "-"
             lines.append(f"| {kind} | {r['batch']} | {fmt_time(r['fastnn']['median_s'])} | "
@@ -499,10 +564,12 @@ def markdown(results):
                          f"{r['peak_rss_bytes'] / 2**20:.0f} MiB |")
         lines = [line for line in lines if line is not None]
     m = results["meta"]
-    lines += ["", f"Measured with {m['threads']} threads on {m['cpu_count']} CPUs, "
+    runs = f"the median of {m['repeat']} runs, the ratio's range in brackets; " if m.get(
+        "repeat") else ""
+    lines += ["", f"Measured ({runs}{m['threads']} threads on {m['cpu_count']} CPUs, "
                   f"load average {m['load_before']:.2f} before / {m.get('load_after', 0):.2f} "
                   f"after; peak sgemm {m['peak_sgemm_gflops'] or float('nan'):.1f} GFLOP/s; "
-                  f"torch {m['torch']}, numpy {m['numpy']}, numba {m.get('numba')}."]
+                  f"torch {m['torch']}, numpy {m['numpy']}, numba {m.get('numba')})."]
     return "\n".join(lines)
 
 
