@@ -177,6 +177,19 @@ def interleaved(steps, opts):
     return kept
 
 
+def compared_row(batch, kept, target):
+    """(result row, printed line) for one batch size from ``interleaved``'s step times."""
+    row = {"batch": batch, "fastnn": summary(kept["fastnn"]), "target": target}
+    line = f"  batch {batch:5d}: fastnn {fmt_time(row['fastnn']['median_s']):>10s}"
+    if "torch" in kept:
+        row["torch"] = summary(kept["torch"])
+        row["ratio"] = row["torch"]["median_s"] / row["fastnn"]["median_s"]
+        ok = target is None or row["ratio"] >= target
+        line += (f"  torch {fmt_time(row['torch']['median_s']):>10s}  torch/fastnn "
+                 f"{row['ratio']:5.2f} (target >= {target}, {'met' if ok else 'MISSED'})")
+    return row, line
+
+
 def summary(times):
     q = np.percentile(times, [25, 50, 75])
     return {"median_s": float(q[1]), "p25_s": float(q[0]), "p75_s": float(q[2]),
@@ -206,23 +219,10 @@ def mlp_gemm_flops(batch):
 
 # ----------------------------------------------------------------------------- start-up
 
-FASTNN_FIRST_STEP = """
-import numpy as np
-import fastnn
-from fastnn import ClassNLLCriterion, Linear, LogSoftMax, ReLU, Sequential, sgd_momentum
-net = Sequential(Linear(784, 500), ReLU(), Linear(500, 300), ReLU(), Linear(300, 100),
-                 ReLU(), Linear(100, 10), LogSoftMax())
-criterion = ClassNLLCriterion()
-config = {'learning_rate': 0.01, 'momentum': 0.9}
-state = {}
-x = np.random.default_rng(0).random((32, 784), dtype=np.float32)
-y = np.arange(32) % 10
-net.zeroGradParameters()
-out = net.forward(x)
-criterion.forward(out, y)
-net.backward(x, criterion.backward(out, y))
-sgd_momentum(net.getParameters(), net.getGradParameters(), config, state)
-"""
+# The same first step the asv start-up benchmark times (benchmarks/startup.py imports
+# only the standard library, so this keeps the parent process small).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.startup import FIRST_STEP as FASTNN_FIRST_STEP  # noqa: E402
 
 TORCH_FIRST_STEP = """
 import numpy as np
@@ -428,19 +428,10 @@ def main(argv=None):
             if not opts.no_torch:
                 steps["torch"] = torch_step_fn(torch_mlp(), nn.NLLLoss(), x, y)
             kept = interleaved(steps, opts)
-            row = {"batch": batch, "fastnn": summary(kept["fastnn"]),
-                   "target": MLP_TARGETS.get(batch)}
+            row, line = compared_row(batch, kept, MLP_TARGETS.get(batch))
             floor = mlp_gemm_flops(batch) / (gflops * 1e9)
             row["gemm_floor_s"] = floor
             row["fastnn_over_floor"] = row["fastnn"]["median_s"] / floor
-            line = (f"  batch {batch:5d}: fastnn {fmt_time(row['fastnn']['median_s']):>10s}")
-            if "torch" in kept:
-                row["torch"] = summary(kept["torch"])
-                row["ratio"] = row["torch"]["median_s"] / row["fastnn"]["median_s"]
-                ok = row["target"] is None or row["ratio"] >= row["target"]
-                line += (f"  torch {fmt_time(row['torch']['median_s']):>10s}  torch/fastnn "
-                         f"{row['ratio']:5.2f} (target >= {row['target']}, "
-                         f"{'met' if ok else 'MISSED'})")
             line += f"  fastnn/GEMM floor {row['fastnn_over_floor']:6.1f}x"
             print(line, flush=True)
             results["mlp"].append(row)
@@ -459,15 +450,7 @@ def main(argv=None):
                 if not opts.no_torch:
                     steps["torch"] = torch_step_fn(torch_cnn(), nn.CrossEntropyLoss(), x, y)
                 kept = interleaved(steps, opts)
-                row = {"batch": batch, "fastnn": summary(kept["fastnn"]), "target": CNN_TARGET}
-                line = f"  batch {batch:5d}: fastnn {fmt_time(row['fastnn']['median_s']):>10s}"
-                if "torch" in kept:
-                    row["torch"] = summary(kept["torch"])
-                    row["ratio"] = row["torch"]["median_s"] / row["fastnn"]["median_s"]
-                    ok = row["ratio"] >= CNN_TARGET
-                    line += (f"  torch {fmt_time(row['torch']['median_s']):>10s}  torch/fastnn "
-                             f"{row['ratio']:5.2f} (target >= {CNN_TARGET}, "
-                             f"{'met' if ok else 'MISSED'})")
+                row, line = compared_row(batch, kept, CNN_TARGET)
                 print(line, flush=True)
                 results["cnn"].append(row)
 

@@ -10,6 +10,7 @@ per-user folder in the temporary directory before Numba is imported. An explicit
 """
 import importlib.util
 import os
+import sys
 import tempfile
 
 
@@ -49,7 +50,6 @@ def configure():
     folder = fallback_cache_dir(kernels_cpu)
     if folder is not None:
         os.environ["NUMBA_CACHE_DIR"] = folder
-        import sys
         numba = sys.modules.get("numba")
         if numba is not None:  # already imported: its config was read at import
             numba.config.CACHE_DIR = folder

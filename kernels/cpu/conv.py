@@ -104,6 +104,19 @@ def _pad_image(x, xp, Hp, Wp, padding):
 
 
 @njit(cache=True)
+def _unpad_image(xp, x, Hp, Wp, padding):
+    """The inverse of _pad_image: copy the interior of the flat padded plane into x."""
+    C, H, W = x.shape
+    for c in range(C):
+        for i in range(H):
+            base = (c * Hp + i + padding) * Wp + padding
+            src = xp[base:base + W]
+            dst = x[c, i]
+            for j in range(W):
+                dst[j] = src[j]
+
+
+@njit(cache=True)
 def _im2col_wide(xp, cols, col0, C, Hp, Wp, k, L):
     """Stride 1: column row (c, ki, kj) is one contiguous slice of the padded plane."""
     for c in range(C):
@@ -228,8 +241,9 @@ def _direct(C, k, stride):
 
 
 @njit(cache=True)
-def _direct_forward(input, output, columns, weight, bias, padding):
-    """Stride 1, few taps: output[n, f] = bias[f] + sum of w * shifted padded planes."""
+def _direct_forward(input, output, columns, weight, bias, padding, L, plane):
+    """Stride 1, few taps: output[n, f] = bias[f] + sum of w * shifted padded planes.
+    L and plane as _geometry gives them (row length Wp, L = Ho Wp)."""
     N, C, H, W = input.shape
     F = weight.shape[0]
     k = weight.shape[2]
@@ -237,8 +251,6 @@ def _direct_forward(input, output, columns, weight, bias, padding):
     Wo = output.shape[3]
     Hp = H + 2 * padding
     Wp = W + 2 * padding
-    L = Ho * Wp
-    plane = C * Hp * Wp + k - 1
     xp = columns[:plane]
     acc = columns[plane:plane + L]
     xp[:] = 0.0
@@ -264,17 +276,13 @@ def _direct_forward(input, output, columns, weight, bias, padding):
 
 
 @njit(cache=True)
-def _direct_backward_input(gradOutput, gradInput, columns, weight, padding):
+def _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, plane):
     """Adjoint of _direct_forward: scatter w * gradOutput into the padded plane."""
     N, C, H, W = gradInput.shape
     F = weight.shape[0]
     k = weight.shape[2]
-    Ho = gradOutput.shape[2]
-    Wo = gradOutput.shape[3]
     Hp = H + 2 * padding
     Wp = W + 2 * padding
-    L = Ho * Wp
-    plane = C * Hp * Wp + k - 1
     gxp = columns[:plane]
     g = columns[plane:plane + L].reshape((1, L))
     for n in range(N):
@@ -290,14 +298,7 @@ def _direct_backward_input(gradOutput, gradInput, columns, weight, padding):
                         dst = gxp[start:start + L]
                         for j in range(L):
                             dst[j] += w * gw[j]
-        gi = gradInput[n]
-        for c in range(C):
-            for ih in range(H):
-                base = (c * Hp + ih + padding) * Wp + padding
-                src = gxp[base:base + W]
-                dst = gi[c, ih]
-                for j in range(W):
-                    dst[j] = src[j]
+        _unpad_image(gxp, gradInput[n], Hp, Wp, padding)
 
 
 @njit(cache=True)
@@ -315,7 +316,7 @@ def conv2d_forward(input, output, columns, weight, bias, stride, padding):
     CKK = C * k * k
     row, L, plane, m_max = _geometry(C, H, W, k, stride, padding, Ho, Wo, F, columns.size)
     if _direct(C, k, stride):
-        _direct_forward(input, output, columns, weight, bias, padding)
+        _direct_forward(input, output, columns, weight, bias, padding, L, plane)
         return
     w2 = weight.reshape((F, CKK))
     xp = columns[:plane]
@@ -350,7 +351,7 @@ def conv2d_backward_input(gradOutput, gradInput, columns, weight, stride, paddin
     Wp = W + 2 * padding
     row, L, plane, m_max = _geometry(C, H, W, k, stride, padding, Ho, Wo, F, columns.size)
     if _direct(C, k, stride):
-        _direct_backward_input(gradOutput, gradInput, columns, weight, padding)
+        _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, plane)
         return
     w2 = weight.reshape((F, CKK))
     gxp = columns[:plane]
@@ -365,13 +366,7 @@ def conv2d_backward_input(gradOutput, gradInput, columns, weight, stride, paddin
             if stride == 1:
                 gxp[:] = 0.0
                 _col2im_wide(cols, i * L, gxp, C, Hp, Wp, k, L)
-                for c in range(C):
-                    for ih in range(H):
-                        base = (c * Hp + ih + padding) * Wp + padding
-                        src = gxp[base:base + W]
-                        dst = gi[c, ih]
-                        for j in range(W):
-                            dst[j] = src[j]
+                _unpad_image(gxp, gi, Hp, Wp, padding)
             else:
                 gi[...] = 0.0
                 _col2im_strided(cols, i * L, gi, k, stride, padding, Ho, Wo)
