@@ -385,10 +385,20 @@ def test_train_val_split():
 def _warp(images, params):
     from fastnn.kernels.cpu.augment import affine_warp
     out = np.full_like(images, np.nan)
-    # One transform for all images when given one; the kernel trusts params' length.
+    # One transform for all images when given one (the kernel wants one row per image).
     params = np.broadcast_to(params, (len(images), 6))
     affine_warp(images, out, np.ascontiguousarray(params, images.dtype))
     return out
+
+
+@pytest.mark.parametrize("params_shape, out_n", [((4, 6), 5), ((6, 6), 5), ((5, 5), 5),
+                                                   ((5, 6), 4)])
+def test_affine_warp_rejects_mismatched_params_or_output(params_shape, out_n):
+    from fastnn.kernels.cpu.augment import affine_warp
+    images = _images(5)
+    out = np.zeros((out_n, 28, 28), np.float32)
+    with pytest.raises(ValueError, match=r"affine_warp: params must be \(N, 6\)"):
+        affine_warp(images, out, np.zeros(params_shape, np.float32))
 
 
 def _images(n=5, dtype=np.float32, seed=0):

@@ -22,6 +22,11 @@ def affine_warp(images, output, params):
     width = images.shape[2]
     out_h = output.shape[1]
     out_w = output.shape[2]
+    # Numba does not bounds-check: a short params or output would be read or written
+    # past its end.
+    if params.shape[0] != n_images or params.shape[1] != 6 or output.shape[0] != n_images:
+        raise ValueError("affine_warp: params must be (N, 6) and output (N, Ho, Wo) for "
+                         "images (N, H, W)")
     for n in range(n_images):
         p0 = params[n, 0]
         p1 = params[n, 1]

@@ -46,21 +46,28 @@ def _row_max(x, i, c):
     return mx
 
 
+@cuda.jit(device=True)
+def _row_softmax(x, i, y):
+    """y[i] = softmax(x[i]); returns the row's log-sum-exp (the CPU twin's helper)."""
+    c = x.shape[1]
+    mx = _row_max(x, i, c)
+    s = 0.0
+    for j in range(c):
+        e = math.exp(x[i, j] - mx)
+        y[i, j] = e
+        s += e
+    inv = 1.0 / s
+    for j in range(c):
+        y[i, j] *= inv
+    return mx + math.log(s)
+
+
 # ---- softmax / log-softmax ---------------------------------------------------
 @cuda.jit(cache=True)
 def _softmax_forward(x, y):
-    n, c = x.shape
     i = cuda.grid(1)
-    while i < n:
-        mx = _row_max(x, i, c)
-        s = 0.0
-        for j in range(c):
-            e = math.exp(x[i, j] - mx)
-            y[i, j] = e
-            s += e
-        inv = 1.0 / s
-        for j in range(c):
-            y[i, j] *= inv
+    while i < x.shape[0]:
+        _row_softmax(x, i, y)
         i += cuda.gridsize(1)
 
 
@@ -133,20 +140,10 @@ def log_softmax_backward(gradOutput, gradInput, output):
 @cuda.jit(cache=True)
 def _cross_entropy_forward(x, target, loss, probs, scale):
     sh = cuda.shared.array(SHARED, float64)
-    n, c = x.shape
     part = 0.0
     i = cuda.threadIdx.x
-    while i < n:
-        mx = _row_max(x, i, c)
-        s = 0.0
-        for j in range(c):
-            e = math.exp(x[i, j] - mx)
-            probs[i, j] = e
-            s += e
-        inv = 1.0 / s
-        for j in range(c):
-            probs[i, j] *= inv
-        part -= x[i, target[i]] - mx - math.log(s)
+    while i < x.shape[0]:
+        part -= x[i, target[i]] - _row_softmax(x, i, probs)
         i += cuda.blockDim.x
     total = block_sum(sh, part)
     if cuda.threadIdx.x == 0:
@@ -174,16 +171,8 @@ def _cross_entropy_dense_forward(x, target, loss, probs, scale):
     part = 0.0
     i = cuda.threadIdx.x
     while i < n:
-        mx = _row_max(x, i, c)
-        s = 0.0
+        lse = _row_softmax(x, i, probs)
         for j in range(c):
-            e = math.exp(x[i, j] - mx)
-            probs[i, j] = e
-            s += e
-        lse = mx + math.log(s)
-        inv = 1.0 / s
-        for j in range(c):
-            probs[i, j] *= inv
             if target[i, j] != 0:
                 part -= target[i, j] * (x[i, j] - lse)
         i += cuda.blockDim.x
