@@ -117,3 +117,29 @@ def test_nan_input_propagates_to_output():
     ref = conv2d_forward_reference(x, W, b, 1, 1)
     np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
     np.testing.assert_allclose(out[~np.isnan(out)], ref[~np.isnan(ref)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("geom", [GEOMETRIES[0], GEOMETRIES[4]])
+def test_non_contiguous_arguments_give_the_contiguous_answer(geom):
+    n, c, f, h, w, k, s, p = geom
+    x, W, b, g = data(geom, np.float64)
+
+    def strided(a):  # same values, (1, 0, 2, 3)-transposed memory
+        return np.swapaxes(np.swapaxes(a, 0, 1).copy(), 0, 1)
+
+    xs, gs = strided(x), strided(g)
+    assert not xs.flags.c_contiguous and not gs.flags.c_contiguous
+    cols = columns(geom, np.float64)
+    out, out_s = np.empty(g.shape), np.empty(g.shape)
+    K.conv2d_forward(x, out, cols, W, b, s, p)
+    K.conv2d_forward(xs, out_s, cols, W, b, s, p)
+    np.testing.assert_allclose(out_s, out, rtol=1e-12, atol=1e-12)
+    gi, gi_s = np.empty(x.shape), np.empty(x.shape)
+    K.conv2d_backward_input(g, gi, cols, W, s, p)
+    K.conv2d_backward_input(gs, gi_s, cols, W, s, p)
+    np.testing.assert_allclose(gi_s, gi, rtol=1e-12, atol=1e-12)
+    gW, gb, gW_s, gb_s = np.empty(W.shape), np.empty(f), np.empty(W.shape), np.empty(f)
+    K.conv2d_backward_params(x, g, gW, gb, cols, s, p, False)
+    K.conv2d_backward_params(xs, gs, gW_s, gb_s, cols, s, p, False)
+    np.testing.assert_allclose(gW_s, gW, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gb_s, gb, rtol=1e-12, atol=1e-12)

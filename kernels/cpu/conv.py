@@ -261,6 +261,9 @@ def _direct_forward(input, output, columns, weight, bias, padding, L, plane):
             for j in range(L):
                 acc[j] = b
             for c in range(C):
+                if k == 3:
+                    _add_taps_3x3(acc, xp[c * Hp * Wp:(c + 1) * Hp * Wp + 2], weight[f, c], Wp, L)
+                    continue
                 for ki in range(k):
                     for kj in range(k):
                         w = weight[f, c, ki, kj]
@@ -276,6 +279,57 @@ def _direct_forward(input, output, columns, weight, bias, padding, L, plane):
 
 
 @njit(cache=True)
+def _add_taps_3x3(acc, xp, w, Wp, L):
+    """acc[j] += the nine taps w[ki, kj] * xp[ki Wp + kj + j], added in the generic
+    loop's order but in one pass: acc is loaded and stored once instead of nine times
+    (xp: the channel's padded plane plus the 2 elements after it, which the junk
+    columns of the last output row read, as in the generic loop)."""
+    w0, w1, w2 = w[0, 0], w[0, 1], w[0, 2]
+    w3, w4, w5 = w[1, 0], w[1, 1], w[1, 2]
+    w6, w7, w8 = w[2, 0], w[2, 1], w[2, 2]
+    r0 = xp[0:L + 2]
+    r1 = xp[Wp:Wp + L + 2]
+    r2 = xp[2 * Wp:2 * Wp + L + 2]
+    for j in range(L):
+        s = acc[j] + w0 * r0[j]
+        s += w1 * r0[j + 1]
+        s += w2 * r0[j + 2]
+        s += w3 * r1[j]
+        s += w4 * r1[j + 1]
+        s += w5 * r1[j + 2]
+        s += w6 * r2[j]
+        s += w7 * r2[j + 1]
+        s += w8 * r2[j + 2]
+        acc[j] = s
+
+
+@njit(cache=True)
+def _gather_taps_3x3(gxp, gext, w, Wp):
+    """The adjoint of _add_taps_3x3 as a gather: gxp[q] += sum of w[ki, kj] *
+    g[q - ki Wp - kj] over the plane, with g = gext[2 Wp + 2:] (zeros around it), so
+    each gxp element is loaded and stored once (a scatter per tap would do it nine
+    times, and its overlapping writes do not vectorise)."""
+    w0, w1, w2 = w[0, 0], w[0, 1], w[0, 2]
+    w3, w4, w5 = w[1, 0], w[1, 1], w[1, 2]
+    w6, w7, w8 = w[2, 0], w[2, 1], w[2, 2]
+    P = gxp.size
+    r0 = gext[2 * Wp:2 * Wp + P + 2]       # ki = 0: g[q - kj] = r0[q + 2 - kj]
+    r1 = gext[Wp:Wp + P + 2]
+    r2 = gext[0:P + 2]
+    for q in range(P):
+        s = gxp[q] + w0 * r0[q + 2]
+        s += w1 * r0[q + 1]
+        s += w2 * r0[q]
+        s += w3 * r1[q + 2]
+        s += w4 * r1[q + 1]
+        s += w5 * r1[q]
+        s += w6 * r2[q + 2]
+        s += w7 * r2[q + 1]
+        s += w8 * r2[q]
+        gxp[q] = s
+
+
+@njit(cache=True)
 def _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, plane):
     """Adjoint of _direct_forward: scatter w * gradOutput into the padded plane."""
     N, C, H, W = gradInput.shape
@@ -284,13 +338,23 @@ def _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, p
     Hp = H + 2 * padding
     Wp = W + 2 * padding
     gxp = columns[:plane]
-    g = columns[plane:plane + L].reshape((1, L))
+    if k == 3:
+        # the expanded gradient with 2 Wp + 2 zeros on each side, for the gather form
+        halo = 2 * Wp + 2
+        gext = columns[plane:plane + L + 2 * halo]
+        gext[:] = 0.0
+        g = gext[halo:halo + L].reshape((1, L))
+    else:
+        g = columns[plane:plane + L].reshape((1, L))
     for n in range(N):
         gxp[:] = 0.0
         for f in range(F):
             _expand_grad(gradOutput[n:n + 1, f:f + 1], g, 0, 1, Wp, L)
             gw = g[0]
             for c in range(C):
+                if k == 3:
+                    _gather_taps_3x3(gxp[c * Hp * Wp:(c + 1) * Hp * Wp], gext, weight[f, c], Wp)
+                    continue
                 for ki in range(k):
                     for kj in range(k):
                         w = weight[f, c, ki, kj]
@@ -398,14 +462,38 @@ def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, str
         _expand_grad(gradOutput, g, n0, m, row, L)
         gemm(False, True, 1.0, g, cols, beta, gw2)
         beta = 1.0
+    # every chunk's columns are spent: the scratch after the plane holds >= Ho Wo elements
+    _bias_grad(gradOutput, gradBias, columns[plane:], accumulate)
+
+
+@njit(cache=True)
+def _bias_grad(gradOutput, gradBias, scratch, accumulate):
+    """gradBias[f] (+)= the sum of gradOutput[:, f]. Each (n, f) plane is added into
+    a scratch plane in one long loop, which vectorises (a running scalar sum is one
+    long dependency chain: 3.4 against 1.1 ms at 128x32x28x28), then summed."""
+    N, F, Ho, Wo = gradOutput.shape
+    P = Ho * Wo
+    acc = scratch[:P]
     for f in range(F):
-        acc = 0.0
+        acc[:] = 0.0
         for n in range(N):
-            for oh in range(Ho):
-                src = gradOutput[n, f, oh]
-                for j in range(Wo):
-                    acc += src[j]
-        if accumulate:
-            gradBias[f] += acc
-        else:
-            gradBias[f] = acc
+            src = gradOutput[n, f].ravel()  # a view when contiguous
+            for j in range(P):
+                acc[j] += src[j]
+        s = _sum_lanes(acc)
+        gradBias[f] = gradBias[f] + s if accumulate else s
+
+
+@njit(cache=True)
+def _sum_lanes(v):
+    """Sum of a 1-D array in eight interleaved partial sums."""
+    n = v.size
+    part = np.zeros(8, v.dtype)
+    full = n - n % 8
+    for j in range(0, full, 8):
+        for lane in range(8):
+            part[lane] += v[j + lane]
+    total = part.sum()
+    for j in range(full, n):
+        total += v[j]
+    return total
