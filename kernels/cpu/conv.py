@@ -366,6 +366,25 @@ def _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, p
 
 
 @njit(cache=True)
+def _sum_lanes(v):
+    """Sum of a 1-D array: 64 interleaved partial sums in a small array added
+    elementwise (vectorises; a running scalar sum is one long dependency chain and
+    does not vectorise without fastmath), then summed."""
+    n = v.size
+    part = np.zeros(64, v.dtype)
+    full = n - n % 64
+    for j in range(0, full, 64):
+        for lane in range(64):
+            part[lane] += v[j + lane]
+    total = 0.0
+    for lane in range(64):
+        total += part[lane]
+    for j in range(full, n):
+        total += v[j]
+    return total
+
+
+@njit(cache=True)
 def conv2d_forward(input, output, columns, weight, bias, stride, padding):
     """output[n, f] = bias[f] + sum_c weight[f, c] (*) input[n, c] (cross-correlation).
 
@@ -454,6 +473,8 @@ def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, str
     beta = 1.0 if accumulate else 0.0
     if N == 0 and not accumulate:
         gradWeight[...] = 0.0
+    if not accumulate:
+        gradBias[:] = 0.0
     for n0 in range(0, N, m_max):
         m = min(m_max, N - n0)
         cols = columns[plane:plane + CKK * m * L].reshape((CKK, m * L))
@@ -462,38 +483,7 @@ def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, str
         _expand_grad(gradOutput, g, n0, m, row, L)
         gemm(False, True, 1.0, g, cols, beta, gw2)
         beta = 1.0
-    # every chunk's columns are spent: the scratch after the plane holds >= Ho Wo elements
-    _bias_grad(gradOutput, gradBias, columns[plane:], accumulate)
-
-
-@njit(cache=True)
-def _bias_grad(gradOutput, gradBias, scratch, accumulate):
-    """gradBias[f] (+)= the sum of gradOutput[:, f]. Each (n, f) plane is added into
-    a scratch plane in one long loop, which vectorises (a running scalar sum is one
-    long dependency chain: 3.4 against 1.1 ms at 128x32x28x28), then summed."""
-    N, F, Ho, Wo = gradOutput.shape
-    P = Ho * Wo
-    acc = scratch[:P]
-    for f in range(F):
-        acc[:] = 0.0
-        for n in range(N):
-            src = gradOutput[n, f].ravel()  # a view when contiguous
-            for j in range(P):
-                acc[j] += src[j]
-        s = _sum_lanes(acc)
-        gradBias[f] = gradBias[f] + s if accumulate else s
-
-
-@njit(cache=True)
-def _sum_lanes(v):
-    """Sum of a 1-D array in eight interleaved partial sums."""
-    n = v.size
-    part = np.zeros(8, v.dtype)
-    full = n - n % 8
-    for j in range(0, full, 8):
-        for lane in range(8):
-            part[lane] += v[j + lane]
-    total = part.sum()
-    for j in range(full, n):
-        total += v[j]
-    return total
+        # the bias gradient from the expanded rows while they are in cache (junk
+        # columns are zeros): no second pass over gradOutput
+        for f in range(F):
+            gradBias[f] += _sum_lanes(g[f])
