@@ -7,6 +7,7 @@ remembers the arg-max of every window for its backward pass.
 import numpy as np
 
 from ._rng import module_rng
+from .activations import FUSABLE_ACTIVATIONS
 from .module import GradientSlot, Module
 
 __all__ = ["Conv2d", "MaxPool2d", "Flatten"]
@@ -122,6 +123,38 @@ class Conv2d(_Spatial):
         self.backend.kernels.conv.conv2d_backward_params(
             x, g, self._raw_grad("gradW"), self._raw_grad("gradb"), self._columns(x),
             self.stride, self.padding, self._take_accumulate_flag())
+
+    # ---- fusion with a following activation (driven by Sequential, as for Linear) ----
+    def can_fuse_with(self, nxt):
+        # Built-in classes only: fusion skips both modules' own phases.
+        return type(self) is Conv2d and type(nxt) in FUSABLE_ACTIVATIONS
+
+    def forward_fused(self, input, act):
+        x = self._fresh_input(input)
+        ho, wo = self._out_hw(x.shape[2], x.shape[3])
+        shape = (x.shape[0], self.n_out, ho, wo)
+        pre = self._buffer("output", shape)
+        out = act._buffer("output", shape)
+        self.backend.kernels.conv.conv2d_activation_forward(
+            x, pre, out, self._columns(x), self.W, self.b, self.stride, self.padding,
+            act._fusable_code, act._alpha_value())
+        self.output = pre
+        act.output = out
+        return out
+
+    def backward_fused(self, input, gradOutput, act):
+        self._require_forward(input)
+        x = self._checked_input(input)
+        g = act._cast_grad(gradOutput, tuple(self.output.shape))
+        delta = act._buffer("gradInput", g.shape)
+        gi = self._buffer("gradInput", x.shape)
+        self.backend.kernels.conv.conv2d_activation_backward(
+            x, g, gi, delta, self._raw_grad("gradW"), self._raw_grad("gradb"), self._columns(x),
+            self.output, act.output, self.W, self.stride, self.padding, act._fusable_code,
+            act._alpha_value(), self._take_accumulate_flag(), True)
+        act.gradInput = delta
+        self.gradInput = gi
+        return gi
 
     def __repr__(self):
         k = self.kernel_size

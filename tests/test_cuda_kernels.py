@@ -338,6 +338,27 @@ def test_conv2d(dtype, stride, padding):
         np.testing.assert_allclose(gw_g.copy_to_host(), gw_c, **TOL[dtype])
         np.testing.assert_allclose(gb_g.copy_to_host(), gb_c, **TOL[dtype])
 
+    # Conv2d + LeakyReLU fused (what a Sequential runs for the pair)
+    from fastnn.kernels.cpu.activation import LEAKY_RELU
+    shape = (N, F, Ho, Wo)
+    pre_c, act_c = np.empty(shape, dtype), np.empty(shape, dtype)
+    pre_g, act_g = cuda.device_array(shape, dtype), cuda.device_array(shape, dtype)
+    run("conv2d_activation_forward",
+        (x, pre_c, act_c, np.empty(n_cpu, dtype), w, b, stride, padding, LEAKY_RELU, 0.1),
+        (cuda.to_device(x), pre_g, act_g, cuda.device_array(n_gpu, dtype), cuda.to_device(w),
+         cuda.to_device(b), stride, padding, LEAKY_RELU, 0.1))
+    np.testing.assert_allclose(pre_g.copy_to_host(), pre_c, **TOL[dtype])
+    np.testing.assert_allclose(act_g.copy_to_host(), act_c, **TOL[dtype])
+    outs_c = [np.empty_like(x), np.empty(shape, dtype), np.empty_like(w), np.empty_like(b)]
+    outs_g = [cuda.device_array(a.shape, dtype) for a in outs_c]
+    run("conv2d_activation_backward",
+        (x, go, *outs_c, np.empty(n_cpu, dtype), pre_c, act_c, w, stride, padding, LEAKY_RELU,
+         0.1, False, True),
+        (cuda.to_device(x), cuda.to_device(go), *outs_g, cuda.device_array(n_gpu, dtype),
+         pre_g, act_g, cuda.to_device(w), stride, padding, LEAKY_RELU, 0.1, False, True))
+    for got, want in zip(outs_g, outs_c):  # gradInput, delta, gradWeight, gradBias
+        np.testing.assert_allclose(got.copy_to_host(), want, **TOL[dtype])
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k,stride", [(3, 2), (2, 2)])

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from fastnn.kernels.cpu import activation as A
 from fastnn.kernels.cpu import conv as K
 from reference import conv2d_backward_reference, conv2d_forward_reference, conv2d_output_size
 
@@ -143,3 +144,49 @@ def test_non_contiguous_arguments_give_the_contiguous_answer(geom):
     K.conv2d_backward_params(xs, gs, gW_s, gb_s, cols, s, p, False)
     np.testing.assert_allclose(gW_s, gW, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gb_s, gb, rtol=1e-12, atol=1e-12)
+
+
+ACTIVATIONS = {"relu": (A.RELU, 0.0), "leaky_relu": (A.LEAKY_RELU, 0.1), "elu": (A.ELU, 1.0),
+               "sigmoid": (A.SIGMOID, 0.0)}
+
+
+@pytest.mark.parametrize("images", [1, None])
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("geom", GEOMETRIES)
+def test_fused_activation_kernels_match_the_separate_kernels(geom, act, images):
+    """conv2d_activation_forward/backward against conv2d_* followed by activation_*."""
+    n, c, f, h, w, k, s, p = geom
+    code, alpha = ACTIVATIONS[act]
+    x, W, b, g = data(geom, np.float64)
+    x[0, 0, 0, 0] = 0.0  # a zero pre-activation somewhere is likely with the bias at 0
+    cols = columns(geom, np.float64, images)
+
+    pre_ref, out_ref = np.empty(g.shape), np.empty(g.shape)
+    K.conv2d_forward(x, pre_ref, cols, W, b, s, p)
+    A.activation_forward(pre_ref, out_ref, code, alpha)
+    delta_ref = np.empty(g.shape)
+    A.activation_backward(pre_ref, g, delta_ref, out_ref, code, alpha)
+    gi_ref = np.empty(x.shape)
+    K.conv2d_backward_input(delta_ref, gi_ref, cols, W, s, p)
+    gW_ref, gb_ref = np.empty(W.shape), np.empty(f)
+    K.conv2d_backward_params(x, delta_ref, gW_ref, gb_ref, cols, s, p, False)
+
+    pre, out = np.full(g.shape, np.nan), np.full(g.shape, np.nan)
+    K.conv2d_activation_forward(x, pre, out, cols, W, b, s, p, code, alpha)
+    np.testing.assert_array_equal(pre, pre_ref)
+    np.testing.assert_array_equal(out, out_ref)
+    delta, gi = np.full(g.shape, np.nan), np.full(x.shape, np.nan)
+    gW, gb = np.full(W.shape, np.nan), np.full(f, np.nan)
+    K.conv2d_activation_backward(x, g, gi, delta, gW, gb, cols, pre, out, W, s, p, code, alpha,
+                                 False, True)
+    np.testing.assert_array_equal(delta, delta_ref)
+    np.testing.assert_allclose(gi, gi_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gW, gW_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gb, gb_ref, rtol=1e-12, atol=1e-12)
+    # accumulate, and no input gradient
+    gi_kept = gi.copy()
+    K.conv2d_activation_backward(x, g, gi, delta, gW, gb, cols, pre, out, W, s, p, code, alpha,
+                                 True, False)
+    np.testing.assert_array_equal(gi, gi_kept)
+    np.testing.assert_allclose(gW, 2 * gW_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gb, 2 * gb_ref, rtol=1e-12, atol=1e-12)

@@ -11,6 +11,7 @@ input pixel), so there are no atomics and results are deterministic.
 from numba import cuda, float64
 
 from . import config
+from .activation import activation_backward, activation_forward
 from ._reduce import SHARED, block_sum
 from .blas import gemm
 
@@ -241,3 +242,23 @@ def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, str
         beta = 1.0
     blocks, tpb = config.grid_rows(F)
     _bias_grad[blocks, tpb](go3, gradBias, bool(accumulate))
+
+
+def conv2d_activation_forward(input, preactivation, output, columns, weight, bias, stride,
+                              padding, activation, alpha):
+    """preactivation = conv2d_forward's output; output = act(preactivation). The CPU
+    twin fuses the activation into its store pass; here it is one more launch."""
+    conv2d_forward(input, preactivation, columns, weight, bias, stride, padding)
+    activation_forward(preactivation, output, activation, alpha)
+
+
+def conv2d_activation_backward(input, gradOutput, gradInput, delta, gradWeight, gradBias,
+                               columns, preactivation, output, weight, stride, padding,
+                               activation, alpha, accumulate, need_grad_input):
+    """delta = gradOutput * act'(preactivation); then the input gradient (when
+    need_grad_input) and the parameter gradients of the convolution for delta."""
+    activation_backward(preactivation, gradOutput, delta, output, activation, alpha)
+    if need_grad_input:
+        conv2d_backward_input(delta, gradInput, columns, weight, stride, padding)
+    conv2d_backward_params(input, delta, gradWeight, gradBias, columns, stride, padding,
+                           accumulate)
