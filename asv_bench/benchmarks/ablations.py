@@ -9,6 +9,8 @@ ablation lives in ``optim.py`` (``fused`` vs ``per_array``).
   phase (``fused``, planned by ``Sequential._fusion_plan``) vs the same modules called
   one by one, forward then backward in reverse, as Sequential would without fusion
   (``unfused``).
+* ``FusedConvActivation``: the same on the small CNN's training step, where the
+  Sequential fuses each Conv2d with its ReLU.
 * ``LazyGradZeroing``: with ``fastnn.lazy_zero_grad(True)``, ``zeroGradParameters()``
   only marks gradients zero and the next backward overwrites them (``lazy``) vs the
   default eager zeroing, one memset of the flat gradient buffer (``eager_flat``) vs
@@ -63,9 +65,10 @@ class BufferReuse:
 class FusedBiasActivation:
     params = (MLP_BATCHES, ["fused", "unfused"])
     param_names = ["batch", "mode"]
+    trainer = staticmethod(mlp_trainer)
 
     def setup(self, batch, mode):
-        self.t = mlp_trainer(batch)
+        self.t = self.trainer(batch)
         if mode == "fused":
             assert any(f for _, f in self.t.net._fusion_plan()), "nothing fused"
             self.run_step = self.t.step
@@ -88,6 +91,11 @@ class FusedBiasActivation:
 
     def time_step(self, batch, mode):
         self.run_step()
+
+
+class FusedConvActivation(FusedBiasActivation):
+    params = (CNN_BATCHES, ["fused", "unfused"])
+    trainer = staticmethod(cnn_trainer)
 
 
 class LazyGradZeroing:
