@@ -203,14 +203,18 @@ def _train_classifier(args):
 AE_SIZES = (784, 512, 256, 128, 30)
 
 
-def autoencoder_net(recipe="best"):
+def autoencoder_net(recipe="best", mean_image=None):
     """784-512-256-128-30-128-256-512-784: a linear 30-d code, every other Linear
     followed by BatchNormalization and an activation (``seed``: ReLU, ``best``: ELU),
     and a Sigmoid output (pixels lie in [0, 1]; a bounded output also keeps SGD at
     lr 0.1 stable on the summed squared error and fits the black background).
     ``seed`` also normalises the code (BatchNormalization after the 30-unit Linear):
     with SGD at lr 0.1 (momentum 0.6) that took the test reconstruction from 7.17
-    (momentum 0.5, no code normalisation) to 6.84."""
+    (momentum 0.5, no code normalisation) to 6.84.
+
+    With ``mean_image`` (the training set's mean, pixels in [0, 1]) the output Linear
+    starts at bias logit(mean) and weights scaled by 0.1, so the untrained net already
+    outputs about the mean image instead of 0.5 everywhere (seed recipe: 6.84 -> 6.53)."""
     import fastnn as nn
     sizes = AE_SIZES + AE_SIZES[-2::-1]
     code = len(AE_SIZES) - 2  # index of the Linear whose output is the code
@@ -227,6 +231,11 @@ def autoencoder_net(recipe="best"):
             continue
         layers.append(nn.BatchNormalization(0.9))
         layers.append(nn.ELU() if recipe == "best" else nn.ReLU())
+    if mean_image is not None:
+        out = [m for m in layers if isinstance(m, nn.Linear)][-1]
+        mean = np.clip(np.asarray(mean_image, np.float64), 1e-3, 1 - 1e-3)
+        out.b[:] = np.log(mean / (1 - mean))
+        out.W *= 0.1
     return nn.Sequential(*layers)
 
 
@@ -305,7 +314,9 @@ def _train_autoencoder(args, X_tr, X_val, recipe_name, epochs=None, log=print):
     batch_size = _pick(args.batch_size, recipe["batch_size"])
     lr = _pick(args.lr, recipe["lr"])
     nn.manual_seed(args.seed)
-    net = autoencoder_net(recipe_name)
+    # the seed recipe's SGD gains from starting at the mean image; the best recipe
+    # (Adam) was measured without it
+    net = autoencoder_net(recipe_name, X_tr.mean(axis=0) if recipe_name == "seed" else None)
     config = {"learning_rate": lr}
     opt_text = f"{recipe['optimizer']} lr {lr:g}"
     if recipe["optimizer"] == "sgd":

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fastnn
@@ -97,6 +98,21 @@ def test_train_autoencoder_seed_recipe(tmp_path, capsys):
     assert 0 < float(m.group(2)) < 40
     assert (out / "autoencoder_seed_reconstructions.png").stat().st_size > 1000
     assert (out / "autoencoder_seed_history.png").exists()
+
+
+def test_autoencoder_can_start_at_the_mean_image():
+    from fastnn.cli import autoencoder_net
+    rng = np.random.default_rng(0)
+    mean = rng.uniform(0.0, 1.0, 784)
+    mean[:50] = 0.0  # black border pixels: the logit is clipped, not -inf
+    fastnn.manual_seed(0)
+    net = autoencoder_net("seed", mean).evaluate()
+    out = net.forward(rng.uniform(0, 1, (8, 784)).astype(np.float32))
+    assert np.all(np.isfinite(out))
+    assert np.abs(out - mean).mean() < 0.03
+    fastnn.manual_seed(0)
+    plain = autoencoder_net("seed").evaluate().forward(np.zeros((2, 784), np.float32))
+    assert np.abs(plain - mean).mean() > 0.1  # without it the output starts near 0.5
 
 
 @needs_mnist
