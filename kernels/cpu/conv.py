@@ -558,6 +558,17 @@ def conv2d_backward_input(gradOutput, gradInput, columns, weight, stride, paddin
 
 
 @njit(cache=True)
+def _start_param_grads(gradWeight, gradBias, N, accumulate):
+    """Overwrite mode zeroes the gradients the chunks add into (gradWeight only when no
+    GEMM will overwrite it); returns the first chunk's GEMM beta."""
+    if not accumulate:
+        gradBias[:] = 0.0
+        if N == 0:
+            gradWeight[...] = 0.0
+    return 1.0 if accumulate else 0.0
+
+
+@njit(cache=True)
 def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, stride, padding,
                            accumulate):
     """gradWeight (+)= sum_n gradOutput[n] (x) im2col(input[n]); gradBias (+)= sums of
@@ -572,11 +583,7 @@ def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, str
     gw2 = gradWeight.reshape((F, CKK))
     xp = columns[:plane]
     xp[:] = 0.0
-    beta = 1.0 if accumulate else 0.0
-    if N == 0 and not accumulate:
-        gradWeight[...] = 0.0
-    if not accumulate:
-        gradBias[:] = 0.0
+    beta = _start_param_grads(gradWeight, gradBias, N, accumulate)
     for n0 in range(0, N, m_max):
         m = min(m_max, N - n0)
         cols, g = _chunk(columns, plane, CKK, F, m, L)
@@ -606,11 +613,7 @@ def conv2d_activation_backward(input, gradOutput, gradInput, delta, gradWeight, 
     gw2 = gradWeight.reshape((F, CKK))
     xp = columns[:plane]
     direct = _direct(C, k, stride)
-    beta = 1.0 if accumulate else 0.0
-    if N == 0 and not accumulate:
-        gradWeight[...] = 0.0
-    if not accumulate:
-        gradBias[:] = 0.0
+    beta = _start_param_grads(gradWeight, gradBias, N, accumulate)
     for n0 in range(0, N, m_max):
         m = min(m_max, N - n0)
         cols, g = _chunk(columns, plane, CKK, F, m, L)
