@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Variants of the seed-recipe autoencoder (SGD, lr 0.1 halved every 3 epochs, 9 epochs,
+batch 256, MSECriterion), trained on the CLI's train/validation split; prints the test
+reconstruction (squared error summed per image, averaged over the test set).
+
+  FASTNN_DATA=../shared/data python scripts/autoencoder_seed_variants.py VARIANT ...
+
+A VARIANT joins tokens with "+"; they apply to the seed net built *without* the CLI's
+mean-image start (``autoencoder_net("seed")``):
+  plain        nothing added (what the CLI did before the mean-image start)
+  biasinit     the output Linear's bias = logit(mean training image)
+  small        with biasinit: the output Linear's weights scaled by 0.1 (biasinit+small
+               is what ``fastnn train mnist --model autoencoder --recipe seed`` does)
+  inbn         BatchNormalization on the 784 inputs, in front of the net
+  m05, m07     SGD momentum 0.5 / 0.7 (default 0.6)
+  recalibrate  after training, replace the BatchNormalization moving statistics by
+               their average over one pass of the training set; both results printed
+"""
+import sys
+
+import numpy as np
+
+import fastnn as nn
+from fastnn import cli
+from fastnn.training import evaluate, fit
+
+
+def build(tokens, X_tr):
+    nn.manual_seed(0)
+    mods = list(cli.autoencoder_net("seed").modules)
+    if "inbn" in tokens:
+        mods = [nn.BatchNormalization(0.9)] + mods
+    if "biasinit" in tokens:
+        out = [m for m in mods if isinstance(m, nn.Linear)][-1]
+        mean = np.clip(X_tr.mean(axis=0), 1e-3, 1 - 1e-3)
+        out.b[:] = np.log(mean / (1 - mean))
+        if "small" in tokens:
+            out.W *= 0.1
+    return nn.Sequential(*mods)
+
+
+def recalibrate(net, X, batch_size=256, seed=0):
+    """Moving statistics := the mean of the batch statistics over one training pass."""
+    bns = [m for m in net.modules if isinstance(m, nn.BatchNormalization)]
+    alphas = [b.alpha for b in bns]
+    net.train()
+    order = np.random.default_rng(seed).permutation(len(X))
+    for k, s in enumerate(range(0, len(X) - batch_size + 1, batch_size), start=1):
+        for b in bns:
+            b.alpha = 1.0 - 1.0 / k   # running mean of the k batches so far
+        net.forward(X[order[s:s + batch_size]])
+    for b, a in zip(bns, alphas):
+        b.alpha = a
+    net.evaluate()
+
+
+def main(variants):
+    args = cli.build_parser().parse_args(["train", "mnist", "--model", "autoencoder",
+                                          "--recipe", "seed", "--no-progress"])
+    X_tr, _, X_val, _, Xt, _ = cli._split(args)
+    crit = nn.MSECriterion()
+    for variant in variants:
+        tokens = set(variant.split("+"))
+        momentum = 0.5 if "m05" in tokens else 0.7 if "m07" in tokens else 0.6
+        net = build(tokens, X_tr)
+        fit(net, crit, X_tr, None, optimizer="sgd",
+            config={"learning_rate": 0.1, "momentum": momentum}, epochs=9, batch_size=256,
+            schedule=cli._schedule("step3", 0.1, 9), X_val=X_val, metric=None, seed=0,
+            progress=False, log=lambda *a: None)
+        print(f"{variant}: test reconstruction {evaluate(net, crit, Xt, None, metric=None)[0]:.2f}",
+              flush=True)
+        if "recalibrate" in tokens:
+            recalibrate(net, X_tr)
+            print(f"{variant}: after recalibration "
+                  f"{evaluate(net, crit, Xt, None, metric=None)[0]:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["plain", "biasinit+small"])
