@@ -26,8 +26,8 @@ class _Elementwise(Module):
         return out
 
     def updateGradInput(self, input, gradOutput):
-        self._require_forward(input)
         x = self._cast_input(input)
+        self._require_forward(input, x.shape)
         g = self._cast_grad(gradOutput, x.shape)
         gi = self._buffer("gradInput", x.shape)
         self.backend.kernels.activation.activation_backward(

@@ -143,10 +143,12 @@ class Conv2d(_Spatial):
         return out
 
     def backward_fused(self, input, gradOutput, act):
-        self._require_forward(input)
         x = self._checked_input(input)
-        g = act._cast_grad(gradOutput, tuple(self.output.shape))
-        delta = act._buffer("gradInput", g.shape)
+        shape = (x.shape[0], self.n_out) + self._out_hw(x.shape[2], x.shape[3])
+        self._require_forward(input, shape)
+        act._require_forward(input, shape)
+        g = act._cast_grad(gradOutput, shape)
+        delta = act._buffer("gradInput", shape)
         gi = self._buffer("gradInput", x.shape)
         self.backend.kernels.conv.conv2d_activation_backward(
             x, g, gi, delta, self._raw_grad("gradW"), self._raw_grad("gradb"), self._columns(x),

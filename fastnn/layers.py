@@ -84,9 +84,10 @@ class Linear(Module):
         return out
 
     def backward_fused(self, input, gradOutput, act):
-        self._require_forward(input)
         x = self._input(input)
         shape = (x.shape[0], self.n_out)
+        self._require_forward(input, shape)
+        act._require_forward(input, shape)
         g = act._cast_grad(gradOutput, shape)
         delta = act._buffer("gradInput", shape)
         gi = self._buffer("gradInput", x.shape)

@@ -255,9 +255,16 @@ class Module:
                              f"{tuple(expected_shape)} (the shape of this module's output)")
         return g
 
-    def _require_forward(self, input):
+    def _require_forward(self, input, output_shape=None):
+        """Backward needs a forward first; with ``output_shape`` (what ``input`` would
+        give), also that the last forward was on such an input: kernels read the saved
+        output, and a mismatch would make them read past its end (Numba does not check)."""
         if self.output is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
+        if output_shape is not None and tuple(self.output.shape) != tuple(output_shape):
+            raise ValueError(f"{self!r}: backward input of shape {tuple(np.shape(input))} does "
+                             f"not match the last forward (output shape "
+                             f"{tuple(self.output.shape)}); call forward on it first")
 
     def _check_ndim(self, x, ndims, what):
         if x.ndim not in ndims:

@@ -13,6 +13,10 @@ mean-image start (``autoencoder_net("seed")``):
                is what ``fastnn train mnist --model autoencoder --recipe seed`` does)
   inbn         BatchNormalization on the 784 inputs, in front of the net
   m05, m07     SGD momentum 0.5 / 0.7 (default 0.6)
+  hid05, hid2, hid4
+               the initial weights of every Linear but the output one scaled by 0.5 / 2 / 4
+               (each is followed by BatchNormalization, so this only changes its effective
+               learning rate, which falls as the square of the weights' scale)
   recalibrate  after training, replace the BatchNormalization moving statistics by
                their average over one pass of the training set; both results printed
 """
@@ -30,6 +34,10 @@ def build(tokens, X_tr):
     mods = list(cli.autoencoder_net("seed").modules)
     if "inbn" in tokens:
         mods = [nn.BatchNormalization(0.9)] + mods
+    for token, scale in (("hid05", 0.5), ("hid2", 2.0), ("hid4", 4.0)):
+        if token in tokens:
+            for m in [m for m in mods if isinstance(m, nn.Linear)][:-1]:
+                m.W *= scale
     if "biasinit" in tokens:
         out = [m for m in mods if isinstance(m, nn.Linear)][-1]
         mean = np.clip(X_tr.mean(axis=0), 1e-3, 1 - 1e-3)

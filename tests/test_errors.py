@@ -232,6 +232,22 @@ def test_backward_before_forward(make):
     assert any(n in msg for n in (name, "Linear 3 -> 2", "Tanh")), msg
 
 
+@pytest.mark.parametrize("make, small, big, grad_shape", [
+    (ReLU, (2, 3), (500, 3), (500, 3)),
+    (lambda: Sequential(Linear(3, 2), ReLU()), (2, 3), (500, 3), (500, 2)),
+    (lambda: Sequential(fastnn.Conv2d(1, 2, 3), ReLU()), (2, 1, 5, 5), (300, 1, 5, 5),
+     (300, 2, 5, 5)),
+])
+def test_backward_on_another_batch_than_the_last_forward(make, small, big, grad_shape):
+    """The kernels read the saved forward output: a larger backward batch would read past
+    its end (Numba does not bounds-check), so it is an error that names both shapes."""
+    m = make()
+    m.forward(np.ones(small))
+    msg = raises(ValueError, lambda: m.backward(np.ones(big), np.ones(grad_shape)),
+                 "does not match the last forward", big)
+    assert str(small[0]) in msg
+
+
 def test_backward_before_forward_after_dtype_change():
     m = Linear(3, 2)
     m.forward(np.zeros((2, 3)))
