@@ -12,11 +12,11 @@ mean-image start (``autoencoder_net("seed")``):
   small        with biasinit: the output Linear's weights scaled by 0.1 (biasinit+small
                is what ``fastnn train mnist --model autoencoder --recipe seed`` does)
   inbn         BatchNormalization on the 784 inputs, in front of the net
-  m05, m07     SGD momentum 0.5 / 0.7 (default 0.6)
-  hid05, hid2, hid4
-               the initial weights of every Linear but the output one scaled by 0.5 / 2 / 4
-               (each is followed by BatchNormalization, so this only changes its effective
-               learning rate, which falls as the square of the weights' scale)
+  m05, m07     SGD momentum 0.5 / 0.7 (default 0.6); momM sets any momentum M (mom0.8)
+  hidS         the initial weights of every Linear but the output one scaled by S (hid2,
+               hid1.5, ...; each is followed by BatchNormalization, so this only changes
+               its effective learning rate, which falls as the square of the weights' scale)
+  seedS        initialise and shuffle with seed S (default 0; the split stays the CLI's)
   recalibrate  after training, replace the BatchNormalization moving statistics by
                their average over one pass of the training set; both results printed
 """
@@ -29,15 +29,19 @@ from fastnn import cli
 from fastnn.training import evaluate, fit
 
 
+def seed_of(tokens):
+    return next((int(t[4:]) for t in tokens if t.startswith("seed")), 0)
+
+
 def build(tokens, X_tr):
-    nn.manual_seed(0)
+    nn.manual_seed(seed_of(tokens))
     mods = list(cli.autoencoder_net("seed").modules)
     if "inbn" in tokens:
         mods = [nn.BatchNormalization(0.9)] + mods
-    for token, scale in (("hid05", 0.5), ("hid2", 2.0), ("hid4", 4.0)):
-        if token in tokens:
+    for token in tokens:
+        if token.startswith("hid"):
             for m in [m for m in mods if isinstance(m, nn.Linear)][:-1]:
-                m.W *= scale
+                m.W *= float(token[3:])
     if "biasinit" in tokens:
         out = [m for m in mods if isinstance(m, nn.Linear)][-1]
         mean = np.clip(X_tr.mean(axis=0), 1e-3, 1 - 1e-3)
@@ -70,10 +74,14 @@ def main(variants):
     for variant in variants:
         tokens = set(variant.split("+"))
         momentum = 0.5 if "m05" in tokens else 0.7 if "m07" in tokens else 0.6
+        for token in tokens:
+            if token.startswith("mom"):
+                momentum = float(token[3:])
         net = build(tokens, X_tr)
         fit(net, crit, X_tr, None, optimizer="sgd",
             config={"learning_rate": 0.1, "momentum": momentum}, epochs=9, batch_size=256,
-            schedule=cli._schedule("step3", 0.1, 9), X_val=X_val, metric=None, seed=0,
+            schedule=cli._schedule("step3", 0.1, 9), X_val=X_val, metric=None,
+            seed=seed_of(tokens),
             progress=False, log=lambda *a: None)
         print(f"{variant}: test reconstruction {evaluate(net, crit, Xt, None, metric=None)[0]:.2f}",
               flush=True)
