@@ -19,7 +19,7 @@ ablation lives in ``optim.py`` (``fused`` vs ``per_array``).
 * ``ThreadingSplit``: BLAS thread pools limited to 1 vs 2 threads
   (``fastnn.set_num_threads``) on the whole step.
 * ``ConvColumnsChunk``: the 32 -> 64 conv layer (forward + backward) with im2col
-  chunks capped at 2 MiB so the columns are still in cache for the GEMM (``default``)
+  chunks capped at 8 MiB so the columns are still in cache for the GEMM (``default``)
   vs the whole batch in one GEMM (``whole_batch``, the layout before that cap).
 """
 import fastnn

@@ -15,12 +15,16 @@ MNIST sizes) by k*k*C long memcpys, for (Wo + k - 1) / Wo more GEMM work. Stride
 Chunking. The module sizes ``columns`` with ``columns_size``; each kernel carves
 it into [padded plane | columns (C k k, m L) | GEMM result / expanded gradient
 (F, m L)] and processes m images per GEMM. The chunk is capped at COLUMNS_BUDGET
-elements (2 MiB of float32), so the columns written by im2col are still in cache
-when the GEMM reads them: on this machine's 512 KiB L2 / 32 MiB L3, MNIST's
+elements (8 MiB of float32), so the columns written by im2col are still in the L3
+cache when the GEMM reads them: on this machine's 512 KiB L2 / 32 MiB L3, MNIST's
 32 -> 64 layer at batch 128 (forward + both backwards) takes ~46 ms in chunks of
-8 images against ~70 ms as two 64-image GEMMs, and the 1 -> 32 layer ~19 ms in
-chunks of 4-16 against ~25 ms whole-batch. Smaller chunks mean more GEMM calls,
-each of which synchronises the BLAS threads; that costs more on a busy machine.
+8 images against ~70 ms as two 64-image GEMMs (19 MiB), and the 1 -> 32 layer ~19 ms
+in chunks of 4-16 against ~25 ms whole-batch. Between 6 and 32 images (2 to 10 MiB)
+the layer alone takes the same time on two threads, but every GEMM call ends in a join
+of the BLAS threads, which waits whenever the host takes the other core away: next to
+torch in one process (asv_bench/compare_torch.py --only cnn, four runs each), the
+batch-128 CNN step took a median ~116 ms with 2 MiB chunks (22 per layer phase) and
+~93 ms with 8 MiB ones (5).
 
 Direct path. With few input taps (C k k <= DIRECT_MAX_CKK, e.g. the first layer of
 an MNIST CNN: 1 channel, 3x3) the forward and the input gradient skip im2col and the
@@ -51,7 +55,7 @@ from numba import njit
 from .activation import LEAKY_RELU, NONE, RELU, activation_derivative, activation_value
 from .blas import gemm
 
-COLUMNS_BUDGET = 1 << 19   # scratch elements per chunk (2 MiB in float32): stays in cache
+COLUMNS_BUDGET = 1 << 21   # scratch elements per chunk (8 MiB in float32): stays in L3
 DIRECT_MAX_CKK = 32        # stride 1 with C k k <= this: direct loops, no im2col (see below)
 
 
@@ -59,8 +63,8 @@ def columns_size(input_shape, n_out, kernel_size, stride, padding, images=None):
     """Number of scratch elements the module should allocate for ``columns``: the
     padded plane (stride 1) plus room for ``images`` images per GEMM (clamped to
     [1, N]). By default, the whole batch if it fits in COLUMNS_BUDGET elements,
-    else equal chunks that do (MNIST's CNN at batch 128: 15 images per GEMM for
-    1 -> 32 at 28x28, 6 for 32 -> 64 at 14x14)."""
+    else equal chunks that do (MNIST's CNN at batch 128: 43 images per GEMM for
+    1 -> 32 at 28x28, 26 for 32 -> 64 at 14x14)."""
     n, c, h, w = (int(v) for v in input_shape)
     n = max(n, 1)
     k = int(kernel_size)
