@@ -104,6 +104,20 @@ def _geometry(C, H, W, k, stride, padding, Ho, Wo, F, size):
 
 
 @njit(cache=True)
+def _dims(images, weight, outputs, columns, stride, padding):
+    """The sizes every kernel starts from: images (N, C, H, W) is the input or its
+    gradient, weight (F, C, k, k) the weight or its gradient, outputs (N, F, Ho, Wo) the
+    output or its gradient. Returns (N, C, F, k, Ho, Wo, C k k) + _geometry's four."""
+    N, C, H, W = images.shape
+    F = weight.shape[0]
+    k = weight.shape[2]
+    Ho = outputs.shape[2]
+    Wo = outputs.shape[3]
+    row, L, plane, m_max = _geometry(C, H, W, k, stride, padding, Ho, Wo, F, columns.size)
+    return N, C, F, k, Ho, Wo, C * k * k, row, L, plane, m_max
+
+
+@njit(cache=True)
 def _pad_image(x, xp, Hp, Wp, padding):
     """Copy image x (C, H, W) into the interior of the flat padded plane xp,
     whose border (and tail slack) the caller zeroed once."""
@@ -474,13 +488,8 @@ def conv2d_activation_forward(input, preactivation, output, columns, weight, bia
                               padding, activation, alpha):
     """preactivation = conv2d_forward's output; output = act(preactivation) (codes of
     activation.py), written in the pass that stores the convolution's result."""
-    N, C, H, W = input.shape
-    F = weight.shape[0]
-    k = weight.shape[2]
-    Ho = output.shape[2]
-    Wo = output.shape[3]
-    CKK = C * k * k
-    row, L, plane, m_max = _geometry(C, H, W, k, stride, padding, Ho, Wo, F, columns.size)
+    N, C, F, k, Ho, Wo, CKK, row, L, plane, m_max = _dims(
+        input, weight, output, columns, stride, padding)
     if _direct(C, k, stride):
         _direct_forward(input, preactivation, output, columns, weight, bias, padding, L, plane,
                         activation, alpha)
@@ -541,13 +550,8 @@ def _params_chunk(input, cols, g, xp, gw2, gradBias, n0, m, k, stride, padding, 
 def conv2d_backward_input(gradOutput, gradInput, columns, weight, stride, padding):
     """gradInput = the adjoint of the convolution applied to gradOutput (overwritten).
     Shapes as in conv2d_forward; columns sized by ``columns_size``."""
-    N, C, H, W = gradInput.shape
-    F = weight.shape[0]
-    k = weight.shape[2]
-    Ho = gradOutput.shape[2]
-    Wo = gradOutput.shape[3]
-    CKK = C * k * k
-    row, L, plane, m_max = _geometry(C, H, W, k, stride, padding, Ho, Wo, F, columns.size)
+    N, C, F, k, Ho, Wo, CKK, row, L, plane, m_max = _dims(
+        gradInput, weight, gradOutput, columns, stride, padding)
     if _direct(C, k, stride):
         _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, plane)
         return
@@ -577,13 +581,8 @@ def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, str
                            accumulate):
     """gradWeight (+)= sum_n gradOutput[n] (x) im2col(input[n]); gradBias (+)= sums of
     gradOutput over (n, oh, ow). accumulate=False overwrites, True adds."""
-    N, C, H, W = input.shape
-    F = gradWeight.shape[0]
-    k = gradWeight.shape[2]
-    Ho = gradOutput.shape[2]
-    Wo = gradOutput.shape[3]
-    CKK = C * k * k
-    row, L, plane, m_max = _geometry(C, H, W, k, stride, padding, Ho, Wo, F, columns.size)
+    N, C, F, k, Ho, Wo, CKK, row, L, plane, m_max = _dims(
+        input, gradWeight, gradOutput, columns, stride, padding)
     gw2 = gradWeight.reshape((F, CKK))
     xp = columns[:plane]
     xp[:] = 0.0
@@ -606,13 +605,8 @@ def conv2d_activation_backward(input, gradOutput, gradInput, delta, gradWeight, 
     into the column layout, then gradWeight (+)= and gradBias (+)= as in
     conv2d_backward_params, and gradInput = the adjoint applied to delta (skipped when
     need_grad_input is False) from the same expanded rows."""
-    N, C, H, W = input.shape
-    F = gradWeight.shape[0]
-    k = gradWeight.shape[2]
-    Ho = gradOutput.shape[2]
-    Wo = gradOutput.shape[3]
-    CKK = C * k * k
-    row, L, plane, m_max = _geometry(C, H, W, k, stride, padding, Ho, Wo, F, columns.size)
+    N, C, F, k, Ho, Wo, CKK, row, L, plane, m_max = _dims(
+        input, gradWeight, gradOutput, columns, stride, padding)
     w2 = weight.reshape((F, CKK))
     gw2 = gradWeight.reshape((F, CKK))
     xp = columns[:plane]
