@@ -33,9 +33,10 @@ vectorises and stays in L1. The columns would be as large as the output there an
 GEMM too thin to pay for them. MNIST's 1 -> 32 layer, direct against im2col + GEMM on
 two threads: batch 32 forward 0.83 vs 0.94-1.33 ms, input gradient 1.0 vs 1.25-1.75 ms;
 batch 128 forward about even (4.6 vs 3.6-4.6 ms), input gradient 4.1-4.4 vs 5.1-5.8 ms.
-For 3x3 kernels the nine taps are added in one pass (_add_taps_3x3, and its gather-form
-adjoint), so the accumulator row is loaded and stored once instead of nine times: the
-batch-128 forward went from 3.8 to 2.7 ms (one thread, best of 40).
+For 3x3 kernels the nine taps are added in one pass (_add_taps_3x3; the input gradient
+runs it as a gather with the kernel flipped), so the accumulator row is loaded and stored
+once instead of nine times: the batch-128 forward went from 3.8 to 2.7 ms (one thread,
+best of 40).
 The weight gradient stays on the GEMM: its direct form is a dot product per tap, which
 does not vectorise without fastmath and measured 2.3x slower even with eight partial sums.
 
@@ -371,7 +372,9 @@ def _add_taps_3x3(acc, xp, w, Wp, L):
     """acc[j] += the nine taps w[ki, kj] * xp[ki Wp + kj + j], added in the generic
     loop's order but in one pass: acc is loaded and stored once instead of nine times
     (xp: the channel's padded plane plus the 2 elements after it, which the junk
-    columns of the last output row read, as in the generic loop)."""
+    columns of the last output row read, as in the generic loop). The input gradient
+    uses it too, with the kernel flipped (a scatter per tap would load and store each
+    element nine times, and its overlapping writes do not vectorise)."""
     w0, w1, w2 = w[0, 0], w[0, 1], w[0, 2]
     w3, w4, w5 = w[1, 0], w[1, 1], w[1, 2]
     w6, w7, w8 = w[2, 0], w[2, 1], w[2, 2]
@@ -389,32 +392,6 @@ def _add_taps_3x3(acc, xp, w, Wp, L):
         s += w7 * r2[j + 1]
         s += w8 * r2[j + 2]
         acc[j] = s
-
-
-@njit(cache=True)
-def _gather_taps_3x3(gxp, gext, w, Wp):
-    """The adjoint of _add_taps_3x3 as a gather: gxp[q] += sum of w[ki, kj] *
-    g[q - ki Wp - kj] over the plane, with g = gext[2 Wp + 2:] (zeros around it), so
-    each gxp element is loaded and stored once (a scatter per tap would do it nine
-    times, and its overlapping writes do not vectorise)."""
-    w0, w1, w2 = w[0, 0], w[0, 1], w[0, 2]
-    w3, w4, w5 = w[1, 0], w[1, 1], w[1, 2]
-    w6, w7, w8 = w[2, 0], w[2, 1], w[2, 2]
-    P = gxp.size
-    r0 = gext[2 * Wp:2 * Wp + P + 2]       # ki = 0: g[q - kj] = r0[q + 2 - kj]
-    r1 = gext[Wp:Wp + P + 2]
-    r2 = gext[0:P + 2]
-    for q in range(P):
-        s = gxp[q] + w0 * r0[q + 2]
-        s += w1 * r0[q + 1]
-        s += w2 * r0[q]
-        s += w3 * r1[q + 2]
-        s += w4 * r1[q + 1]
-        s += w5 * r1[q]
-        s += w6 * r2[q + 2]
-        s += w7 * r2[q + 1]
-        s += w8 * r2[q]
-        gxp[q] = s
 
 
 @njit(cache=True)
@@ -441,7 +418,11 @@ def _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, p
             gw = g[0]
             for c in range(C):
                 if k == 3:
-                    _gather_taps_3x3(gxp[c * Hp * Wp:(c + 1) * Hp * Wp], gext, weight[f, c], Wp)
+                    # the adjoint as a gather: gxp[q] += w[ki, kj] g[q - ki Wp - kj]
+                    # = w[2 - a, 2 - b] gext[q + a Wp + b], the forward's stencil with
+                    # the kernel flipped (gext has 2 Wp + 2 zeros before g)
+                    P = Hp * Wp
+                    _add_taps_3x3(gxp[c * P:(c + 1) * P], gext, weight[f, c, ::-1, ::-1], Wp, P)
                     continue
                 for ki in range(k):
                     for kj in range(k):
