@@ -18,7 +18,14 @@ def affine_activation_forward(input, preactivation, output, weight, bias, activa
     gemm(False, True, 1.0, input, weight, 0.0, preactivation)
     # constant codes let the loop vectorise (see activation.py)
     if activation == NONE:
-        _bias_activation_rows(preactivation, output, bias, NONE, alpha)
+        # one store per element: two stores into the same array (affine_forward passes
+        # output twice) fail LLVM's runtime overlap check and run scalar
+        for i in range(preactivation.shape[0]):
+            pre = preactivation[i]
+            for j in range(pre.size):
+                pre[j] += bias[j]
+        if output.ctypes.data != preactivation.ctypes.data:
+            output[...] = preactivation
     elif activation == RELU:
         _bias_activation_rows(preactivation, output, bias, RELU, alpha)
     elif activation == LEAKY_RELU:

@@ -282,7 +282,15 @@ def _store_activated(src, src0, row, b, pre, out, activation, alpha):
     from src0): pre = src + b, out = act(pre). ``pre`` and ``out`` may be the same
     array for NONE. Constant codes let the loop vectorise (see activation.py)."""
     if activation == NONE:
-        _store_plane(src, src0, row, b, pre, out, NONE, alpha)
+        # one store per element: two stores to the same array fail LLVM's runtime
+        # overlap check and run scalar (2x slower on MNIST's first layer)
+        for oh in range(pre.shape[0]):
+            s = src[src0 + oh * row:src0 + oh * row + pre.shape[1]]
+            p = pre[oh]
+            for j in range(p.size):
+                p[j] = s[j] + b
+        if out.ctypes.data != pre.ctypes.data:
+            out[...] = pre
     elif activation == RELU:
         _store_plane(src, src0, row, b, pre, out, RELU, alpha)
     elif activation == LEAKY_RELU:
