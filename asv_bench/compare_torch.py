@@ -354,10 +354,13 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the MLP/CNN comparison N times back to back and report the "
                         "median of each figure with the range of the ratio (this machine's "
-                        "noise); start-up is measured once")
+                        "noise); start-up is measured once, first")
     opts = p.parse_args(argv)
-    if opts.repeat > 1:
-        return repeated(opts, argv)
+    return repeated(opts) if opts.repeat > 1 else run(opts)
+
+
+def run(opts):
+    """One comparison with the parsed options; returns (and reports) the results."""
     opts.rounds = 4 if opts.quick else 12
     opts.block_s = 0.05 if opts.quick else 0.25
     opts.block_reps = 4 if opts.quick else 8
@@ -456,6 +459,11 @@ def main(argv=None):
 
     meta["load_after"] = load()
     print(f"\nload average after: {meta['load_after']:.2f}", flush=True)
+    return report(results, opts)
+
+
+def report(results, opts):
+    """Write ``--json`` and print ``--markdown`` for ``results``; returns them."""
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump(results, f, indent=2)
@@ -466,42 +474,25 @@ def main(argv=None):
     return results
 
 
-def repeated(opts, argv):
+def repeated(opts):
     """``--repeat N``: N full MLP/CNN comparisons, then the median and ratio range per row."""
-    base = list(sys.argv[1:] if argv is None else argv)
-    drop = {"--repeat", "--json"}
-    once, skip = [], False
-    for a in base:
-        if skip:
-            skip = False
-            continue
-        if a in drop:
-            skip = True
-            continue
-        if a.split("=")[0] in drop or a == "--markdown":
-            continue
-        once.append(a)
-    only = [k for k in opts.only.split(",") if k in ("mlp", "cnn")]
+    def once(only):
+        return run(argparse.Namespace(**dict(vars(opts), only=only, json=None,
+                                             markdown=False, repeat=1)))
+
+    parts = opts.only.split(",")
+    # start-up first, while this process is small (as in run)
+    startup_results = once("startup")["startup"] if "startup" in parts else []
     runs = []
     for i in range(opts.repeat):
         print(f"\n=== run {i + 1} of {opts.repeat}", flush=True)
-        runs.append(main(once + ["--only", ",".join(only)]))
-    startup_results = []
-    if "startup" in opts.only.split(","):
-        startup_results = main(once + ["--only", "startup"])["startup"]
+        runs.append(once(",".join(k for k in parts if k in ("mlp", "cnn"))))
     merged = {"meta": dict(runs[-1]["meta"], repeat=opts.repeat,
                            load_before=runs[0]["meta"]["load_before"]),
               "mlp": _merge_rows([r["mlp"] for r in runs]),
               "cnn": _merge_rows([r["cnn"] for r in runs]),
               "startup": startup_results, "runs": runs}
-    if opts.json:
-        with open(opts.json, "w") as f:
-            json.dump(merged, f, indent=2)
-        print(f"wrote {opts.json}")
-    if opts.markdown:
-        print()
-        print(markdown(merged))
-    return merged
+    return report(merged, opts)
 
 
 def _merge_rows(per_run):

@@ -26,7 +26,8 @@ def _creatable(path, access=os.access):
 
 
 def _user_cache_dir(environ):
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
     return os.path.join(base, "numba")
 
 

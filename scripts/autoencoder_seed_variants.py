@@ -34,21 +34,15 @@ def seed_of(tokens):
 
 
 def build(tokens, X_tr):
+    """The seed net with each token's change, through the CLI's own ``autoencoder_net``."""
     nn.manual_seed(seed_of(tokens))
-    mods = list(cli.autoencoder_net("seed").modules)
+    hidden = next((float(t[3:]) for t in tokens if t.startswith("hid")), 1.0)
+    net = cli.autoencoder_net("seed", X_tr.mean(axis=0) if "biasinit" in tokens else None,
+                              hidden_scale=hidden,
+                              output_scale=0.1 if "small" in tokens else 1.0)
     if "inbn" in tokens:
-        mods = [nn.BatchNormalization(0.9)] + mods
-    for token in tokens:
-        if token.startswith("hid"):
-            for m in [m for m in mods if isinstance(m, nn.Linear)][:-1]:
-                m.W *= float(token[3:])
-    if "biasinit" in tokens:
-        out = [m for m in mods if isinstance(m, nn.Linear)][-1]
-        mean = np.clip(X_tr.mean(axis=0), 1e-3, 1 - 1e-3)
-        out.b[:] = np.log(mean / (1 - mean))
-        if "small" in tokens:
-            out.W *= 0.1
-    return nn.Sequential(*mods)
+        net = nn.Sequential(nn.BatchNormalization(0.9), *net.modules)
+    return net
 
 
 def recalibrate(net, X, batch_size=256, seed=0):

@@ -119,30 +119,22 @@ def _dims(images, weight, outputs, columns, stride, padding):
 
 
 @njit(cache=True)
-def _pad_image(x, xp, Hp, Wp, padding):
-    """Copy image x (C, H, W) into the interior of the flat padded plane xp,
-    whose border (and tail slack) the caller zeroed once."""
+def _copy_interior(x, xp, Hp, Wp, padding, into_plane):
+    """Copy image x (C, H, W) into the interior of the flat padded plane xp (whose
+    border and tail slack the caller zeroed), or, with into_plane False, that interior
+    back into x."""
     C, H, W = x.shape
     for c in range(C):
         for i in range(H):
             base = (c * Hp + i + padding) * Wp + padding
-            dst = xp[base:base + W]
-            src = x[c, i]
-            for j in range(W):
-                dst[j] = src[j]
-
-
-@njit(cache=True)
-def _unpad_image(xp, x, Hp, Wp, padding):
-    """The inverse of _pad_image: copy the interior of the flat padded plane into x."""
-    C, H, W = x.shape
-    for c in range(C):
-        for i in range(H):
-            base = (c * Hp + i + padding) * Wp + padding
-            src = xp[base:base + W]
-            dst = x[c, i]
-            for j in range(W):
-                dst[j] = src[j]
+            plane_row = xp[base:base + W]
+            image_row = x[c, i]
+            if into_plane:
+                for j in range(W):
+                    plane_row[j] = image_row[j]
+            else:
+                for j in range(W):
+                    image_row[j] = plane_row[j]
 
 
 @njit(cache=True)
@@ -241,7 +233,7 @@ def _fill_columns(input, cols, xp, n0, m, k, stride, padding, Ho, Wo, L):
     Wp = input.shape[3] + 2 * padding
     for i in range(m):
         if stride == 1:
-            _pad_image(input[n0 + i], xp, Hp, Wp, padding)
+            _copy_interior(input[n0 + i], xp, Hp, Wp, padding, True)
             _im2col_wide(xp, cols, i * L, C, Hp, Wp, k, L)
         else:
             _im2col_strided(input[n0 + i], cols, i * L, k, stride, padding, Ho, Wo)
@@ -355,7 +347,7 @@ def _direct_forward(input, preactivation, output, columns, weight, bias, padding
     acc = columns[plane:plane + L]
     xp[:] = 0.0
     for n in range(N):
-        _pad_image(input[n], xp, Hp, Wp, padding)
+        _copy_interior(input[n], xp, Hp, Wp, padding, True)
         for f in range(F):
             acc[:] = 0.0
             for c in range(C):
@@ -404,7 +396,8 @@ def _add_taps_3x3(acc, xp, w, Wp, L):
 
 @njit(cache=True)
 def _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, plane):
-    """Adjoint of _direct_forward: scatter w * gradOutput into the padded plane."""
+    """Adjoint of _direct_forward: w * gradOutput into the padded plane, gathered by
+    the forward's stencil for 3x3 kernels and scattered tap by tap otherwise."""
     N, C, H, W = gradInput.shape
     F = weight.shape[0]
     k = weight.shape[2]
@@ -414,6 +407,8 @@ def _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, p
     if k == 3:
         # the expanded gradient with 2 Wp + 2 zeros on each side, for the gather form
         halo = 2 * Wp + 2
+        if columns.size < plane + L + 2 * halo:  # columns_size always leaves room
+            raise ValueError("conv2d: the columns buffer is too small (see columns_size)")
         gext = columns[plane:plane + L + 2 * halo]
         gext[:] = 0.0
         g = gext[halo:halo + L].reshape((1, L))
@@ -439,7 +434,7 @@ def _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, p
                         dst = gxp[start:start + L]
                         for j in range(L):
                             dst[j] += w * gw[j]
-        _unpad_image(gxp, gradInput[n], Hp, Wp, padding)
+        _copy_interior(gradInput[n], gxp, Hp, Wp, padding, False)
 
 
 @njit(cache=True)
@@ -518,7 +513,7 @@ def _col2im_chunk(cols, gradInput, gxp, n0, m, k, stride, padding, Ho, Wo, L):
         if stride == 1:
             gxp[:] = 0.0
             _col2im_wide(cols, i * L, gxp, C, Hp, Wp, k, L)
-            _unpad_image(gxp, gi, Hp, Wp, padding)
+            _copy_interior(gi, gxp, Hp, Wp, padding, False)
         else:
             gi[...] = 0.0
             _col2im_strided(cols, i * L, gi, k, stride, padding, Ho, Wo)
