@@ -1,11 +1,22 @@
 """BLAS GEMM callable from Numba, with alpha/beta so gradients accumulate in place.
 
 Numba's own ``np.dot`` always overwrites its output; gradients need
-``C = alpha * op(A) @ op(B) + beta * C`` without a temporary, so we call scipy's
-``cython_blas`` (the library Numba's ``np.dot`` uses) through symbols registered
-with LLVM by name, which keeps the callers cacheable (ctypes pointers are not).
+``C = alpha * op(A) @ op(B) + beta * C`` without a temporary, so the kernels call the
+Fortran BLAS entry points directly, through symbols registered with LLVM by name,
+which keeps the callers cacheable (ctypes pointers are not).
+
+Which BLAS: numpy's own OpenBLAS when its wheel bundles one (the library ``np.dot``
+already loaded: one thread pool in the process, and here a newer OpenBLAS, 0.3.31
+against scipy's 0.3.30, whose sgemm ran the conv GEMMs 10-17% faster); otherwise
+scipy's ``cython_blas``, the library Numba's ``np.dot`` uses. ``LIBRARY`` says which.
+
+Integer arguments are passed as pointers to int64. numpy's OpenBLAS is ILP64 (64-bit
+integers) and scipy's LP64 (32-bit); on the little-endian machines Numba supports an
+LP64 library reads the low half of each int64, which holds the same (small) value, so
+one compiled (and cached) gemm serves either library.
 """
 import ctypes
+import glob
 import importlib.machinery
 import importlib.util
 import os
@@ -14,6 +25,10 @@ import sys
 import llvmlite.binding as llvm
 import numpy as np
 from numba import njit, types
+
+_ROUTINES = ("sgemm", "dgemm", "sgemv", "dgemv")
+# ILP64 Fortran names in numpy's scipy-openblas64 wheels, newest first
+_NUMPY_NAME_PATTERNS = ("scipy_{}_64_", "{}_64_", "{}64_")
 
 
 def _cython_blas_module():
@@ -43,9 +58,43 @@ def _capsule_address(capsule):
     return get_pointer(capsule, get_name(capsule))
 
 
-_capi = _cython_blas_module().__pyx_capi__
-for _name in ("sgemm", "dgemm", "sgemv", "dgemv"):
-    llvm.add_symbol(f"fastnn_{_name}", _capsule_address(_capi[_name]))
+def _numpy_openblas():
+    """(path, {routine: address}) of the ILP64 OpenBLAS bundled in numpy's wheel, or None
+    (numpy built against another BLAS, or an unknown layout)."""
+    if os.environ.get("FASTNN_BLAS") == "scipy" or sys.byteorder != "little":
+        return None
+    root = os.path.dirname(np.__file__)
+    paths = sorted(glob.glob(os.path.join(root, os.pardir, "numpy.libs", "*openblas64*"))
+                   + glob.glob(os.path.join(root, ".dylibs", "*openblas64*")))
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(os.path.realpath(path))
+        except OSError:
+            continue
+        for pattern in _NUMPY_NAME_PATTERNS:
+            try:
+                fns = {r: getattr(lib, pattern.format(r)) for r in _ROUTINES}
+            except AttributeError:
+                continue
+            return os.path.realpath(path), {r: ctypes.cast(f, ctypes.c_void_p).value for r, f in fns.items()}
+    return None
+
+
+def _scipy_openblas():
+    capi = _cython_blas_module().__pyx_capi__
+    return "scipy.linalg.cython_blas", {r: _capsule_address(capi[r]) for r in _ROUTINES}
+
+
+try:
+    # Numba's CPU target imports scipy.linalg.cython_blas when it first compiles or loads
+    # a kernel (to check for BLAS), which runs all of scipy.linalg: loading the one
+    # extension first keeps that off the start-up path whichever BLAS the kernels call.
+    _cython_blas_module()
+except ImportError:
+    pass
+LIBRARY, _addresses = _numpy_openblas() or _scipy_openblas()
+for _name, _address in _addresses.items():
+    llvm.add_symbol(f"fastnn_{_name}", _address)
 
 _vp = types.voidptr
 _sgemm = types.ExternalFunction("fastnn_sgemm", types.void(*([_vp] * 13)))
@@ -82,7 +131,7 @@ def gemm(trans_a, trans_b, alpha, a, b, beta, c):
                 c[i, j] = prod if beta == 0 else beta * c[i, j] + prod
         return
     flags = np.empty(2, np.int8)
-    dims = np.empty(6, np.int32)
+    dims = np.empty(6, np.int64)  # read as int32 by an LP64 BLAS: see the top
     scal = np.empty(2, c.dtype)
     scal[0] = alpha
     scal[1] = beta

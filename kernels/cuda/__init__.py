@@ -15,7 +15,12 @@ thread/block indices, ``cuda.shared.array``, ``cuda.syncthreads``, ``device_arra
 ``max_registers``, no ``cuda.atomic`` on floats, no removed ``numba.cuda.compiler``
 internals.
 """
+import os as _os
 import warnings as _warnings
+
+from .._cache_guard import drop_stale_cache as _drop_stale_cache
+
+_drop_stale_cache(_os.path.dirname(__file__))
 
 # The loss and statistics kernels run on purpose in one block (or a few), which numba
 # flags at every new grid size ("Grid size N will likely result in GPU under-utilization").
