@@ -18,10 +18,18 @@ ablation lives in ``optim.py`` (``fused`` vs ``per_array``).
   ``zeroGradParameters()``) before each step (``fill_per_array``).
 * ``ThreadingSplit``: BLAS thread pools limited to 1 vs 2 threads
   (``fastnn.set_num_threads``) on the whole step.
+* ``BlasLibrary``: the kernels' GEMMs on numpy's bundled OpenBLAS (``numpy``, the
+  default) vs scipy's ``cython_blas`` (``scipy``, ``FASTNN_BLAS=scipy``). The library is
+  bound when the kernels load, so each sample is a child process that reports the
+  median step time (``track_``, milliseconds).
 * ``ConvColumnsChunk``: the 32 -> 64 conv layer (forward + backward) with im2col
   chunks capped at 8 MiB so the columns are still in cache for the GEMM (``default``)
   vs the whole batch in one GEMM (``whole_batch``, the layout before that cap).
 """
+import os
+import subprocess
+import sys
+
 import fastnn
 
 import numpy as np
@@ -205,3 +213,44 @@ class ConvColumnsChunk:
 
     def time_forward_backward(self, batch, chunk):
         self.forward_backward()
+
+
+# A child process times the step: the BLAS library is chosen when the kernels load.
+STEP_MS_CHILD = """
+import sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+from benchmarks.common import cnn_trainer, mlp_trainer
+t = {builder}({batch})
+for _ in range(3):
+    t.step()
+times = []
+end = time.perf_counter() + 3.0
+while time.perf_counter() < end or len(times) < 10:
+    t0 = time.perf_counter()
+    t.step()
+    times.append(time.perf_counter() - t0)
+print(1e3 * float(np.median(times)))
+"""
+
+
+class BlasLibrary:
+    params = (["mlp_128", "mlp_1024", "cnn_128"], ["numpy", "scipy"])
+    param_names = ["step", "library"]
+    unit = "ms"
+    timeout = 300
+
+    def setup(self, step, library):
+        kind, batch = step.split("_")
+        self.code = STEP_MS_CHILD.format(
+            root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            builder=f"{kind}_trainer", batch=int(batch))
+        self.env = dict(os.environ)
+        self.env.pop("FASTNN_BLAS", None)
+        if library == "scipy":
+            self.env["FASTNN_BLAS"] = "scipy"
+
+    def track_step_ms(self, step, library):
+        out = subprocess.run([sys.executable, "-c", self.code], env=self.env, check=True,
+                             capture_output=True, text=True)
+        return float(out.stdout.split()[-1])
