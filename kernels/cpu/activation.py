@@ -58,6 +58,19 @@ def activation_derivative(code, z, y, alpha):
 # either way, so they share the generic loop.
 
 @njit(cache=True, inline="always")
+def copy_rows(src, dst):
+    """dst[i, j] = src[i, j] for 2-D arrays of one shape (the NONE activation's second
+    output). An explicit loop because Numba compiles ``dst[...] = src`` with its
+    shape-mismatch error message, whose string formatting took about 5 s of every
+    cold start (``python asv_bench/compare_torch.py --only startup``)."""
+    for i in range(src.shape[0]):
+        s = src[i]
+        d = dst[i]
+        for j in range(s.size):
+            d[j] = s[j]
+
+
+@njit(cache=True, inline="always")
 def _forward_loop(x, y, code, alpha):
     for i in range(x.size):
         y[i] = activation_value(code, x[i], alpha)

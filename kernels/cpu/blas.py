@@ -117,6 +117,14 @@ def gemm(trans_a, trans_b, alpha, a, b, beta, c):
     go to gemv and rank-1 updates to a plain loop: OpenBLAS's gemm is ~10x slower
     there (batch-1 training is exactly these two shapes).
     """
+    # Kernels pass the flags as constants, which Numba types as literals and compiles
+    # once per combination; bool() drops that, so one _gemm serves all three the MLP
+    # uses (each was a ~2 s compile of a cold start).
+    _gemm(bool(trans_a), bool(trans_b), alpha, a, b, beta, c)
+
+
+@njit(cache=True)
+def _gemm(trans_a, trans_b, alpha, a, b, beta, c):
     m = c.shape[0]
     n = c.shape[1]
     k = a.shape[0] if trans_a else a.shape[1]

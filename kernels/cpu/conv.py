@@ -53,7 +53,8 @@ convolution (0 * inf = NaN); finite inputs give exact results.
 import numpy as np
 from numba import njit
 
-from .activation import LEAKY_RELU, NONE, RELU, activation_derivative, activation_value
+from .activation import (LEAKY_RELU, NONE, RELU, activation_derivative, activation_value,
+                         copy_rows)
 from .blas import gemm
 
 COLUMNS_BUDGET = 1 << 21   # scratch elements per chunk (8 MiB in float32): stays in L3
@@ -282,7 +283,7 @@ def _store_activated(src, src0, row, b, pre, out, activation, alpha):
             for j in range(p.size):
                 p[j] = s[j] + b
         if out.ctypes.data != pre.ctypes.data:
-            out[...] = pre
+            copy_rows(pre, out)
     elif activation == RELU:
         _store_plane(src, src0, row, b, pre, out, RELU, alpha)
     elif activation == LEAKY_RELU:
@@ -464,7 +465,7 @@ def conv2d_forward(input, output, columns, weight, bias, stride, padding):
     ``columns_size(input.shape, F, k, stride, padding)`` elements, weight (F, C, k, k),
     bias (F,); Ho = (H + 2 padding - k) // stride + 1, same for Wo."""
     conv2d_activation_forward(input, output, output, columns, weight, bias, stride, padding,
-                              NONE, 0.0)
+                              int(NONE), 0.0)  # runtime code: see affine_forward
 
 
 @njit(cache=True)
