@@ -1,19 +1,21 @@
-"""Threading split: Numba kernels run single-threaded and BLAS owns the cores.
-
-Our kernels are memory-bound loops around BLAS calls; letting Numba's thread pool
-and OpenBLAS's both spin on a 2-core machine only makes them fight. So kernels
-never use ``parallel=True`` and ``set_num_threads`` sizes the BLAS pools (numpy's
-OpenBLAS, which the kernels' GEMMs call when numpy bundles one, and scipy's).
+"""Threads: fastnn splits the batch of its heavy CPU kernels over its own threads
+(``fastnn/_parallel.py``; BLAS runs single-threaded inside those calls) and leaves every
+other GEMM to BLAS's threads. The kernels never use Numba's ``parallel=True``: its
+thread pool and OpenBLAS's only fight on a 2-core machine.
 """
 import os
 
+from . import _parallel
+
 
 def set_num_threads(n):
-    """Limit every BLAS thread pool in this process to ``n`` threads, including the
-    one the kernels call (``kernels.cpu.blas.LIBRARY``, loaded here first:
-    threadpoolctl only sees libraries that are already loaded)."""
+    """Use ``n`` threads: fastnn's batch split and every BLAS thread pool in this process,
+    including the one the kernels call (``kernels.cpu.blas.LIBRARY``, loaded here first:
+    threadpoolctl only sees libraries that are already loaded). Returns threadpoolctl's
+    limiter, whose ``restore_original_limits()`` restores the BLAS pools."""
     from threadpoolctl import threadpool_limits
-    from .kernels.cpu import blas  # noqa: F401  loads scipy's cython_blas
+    from .kernels.cpu import blas  # noqa: F401  loads the kernels' BLAS
+    _parallel.set_threads(n)
     return threadpool_limits(limits=int(n), user_api="blas")
 
 
@@ -21,3 +23,5 @@ def configure_from_env():
     n = os.environ.get("FASTNN_NUM_THREADS")
     if n:
         set_num_threads(int(n))
+    else:
+        _parallel.set_threads(_parallel.usable_cpus())

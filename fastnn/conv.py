@@ -6,11 +6,15 @@ remembers the arg-max of every window for its backward pass.
 """
 import numpy as np
 
+from . import _parallel
 from ._rng import module_rng
 from .activations import FUSABLE_ACTIVATIONS
-from .module import GradientSlot, Module
+from .module import GradientSlot, Module, rows
 
 __all__ = ["Conv2d", "MaxPool2d", "Flatten"]
+
+#: Input elements below which a pooling call stays on one thread (a hand-off costs more).
+POOL_SPLIT_MIN = 1 << 16
 
 
 def _check_int(owner, name, value, minimum):
@@ -22,6 +26,9 @@ def _check_int(owner, name, value, minimum):
 
 class _Spatial(Module):
     """Shared input checks for modules that take (N, C, H, W) batches."""
+
+    #: Conv2d and MaxPool2d split their batch over fastnn's threads (fastnn/_parallel.py).
+    _always_splits_batch = True
 
     def _input4d(self, input):
         x = self._cast_input(input)
@@ -84,22 +91,31 @@ class Conv2d(_Spatial):
                              f"{k}x{k} kernel (padded size {h + 2 * p}x{w + 2 * p})")
         return x
 
-    def _columns(self, x):
+    def _columns(self, x, part=0):
         # The kernels take any scratch at least this large (a larger one just means
-        # more images per GEMM), so a smaller last batch keeps the buffer.
+        # more images per GEMM), so a smaller last batch keeps the buffer. Each part of
+        # a batch split has its own.
         size = self.backend.kernels.conv.columns_size(
             x.shape, self.n_out, self.kernel_size, self.stride, self.padding)
-        buf = self._buffers.get("columns")
+        key = "columns" if part == 0 else f"columns{part}"
+        buf = self._buffers.get(key)
         if buf is not None and buf.dtype == self.dtype and buf.shape[0] >= size:
             return buf
-        return self._buffer("columns", (size,))
+        return self._buffer(key, (size,))
+
+    def _split(self, x):
+        """Batch parts and a columns scratch for each (see Module._run_parts)."""
+        bounds = self._batch_parts(x.shape[0])
+        return bounds, [self._columns(x, i) for i in range(len(bounds))]
 
     def updateOutput(self, input):
         x = self._fresh_input(input)
         ho, wo = self._out_hw(x.shape[2], x.shape[3])
         out = self._buffer("output", (x.shape[0], self.n_out, ho, wo))
-        self.backend.kernels.conv.conv2d_forward(x, out, self._columns(x), self.W, self.b,
-                                                 self.stride, self.padding)
+        conv, W, b, s, p = self.backend.kernels.conv, self.W, self.b, self.stride, self.padding
+        bounds, cols = self._split(x)
+        _parallel.run(lambda i, lo, hi: conv.conv2d_forward(
+            rows(x, lo, hi), rows(out, lo, hi), cols[i], W, b, s, p), bounds)
         self.output = out
         return out
 
@@ -112,17 +128,23 @@ class Conv2d(_Spatial):
         x = self._checked_input(input)
         g = self._grad_output(x, gradOutput)
         gi = self._buffer("gradInput", x.shape)
-        self.backend.kernels.conv.conv2d_backward_input(g, gi, self._columns(x), self.W,
-                                                        self.stride, self.padding)
+        conv, W, s, p = self.backend.kernels.conv, self.W, self.stride, self.padding
+        bounds, cols = self._split(x)
+        _parallel.run(lambda i, lo, hi: conv.conv2d_backward_input(
+            rows(g, lo, hi), rows(gi, lo, hi), cols[i], W, s, p), bounds)
         self.gradInput = gi
         return gi
 
     def accGradParameters(self, input, gradOutput):
         x = self._checked_input(input)
         g = self._grad_output(x, gradOutput)
-        self.backend.kernels.conv.conv2d_backward_params(
-            x, g, self._raw_grad("gradW"), self._raw_grad("gradb"), self._columns(x),
-            self.stride, self.padding, self._take_accumulate_flag())
+        conv, s, p = self.backend.kernels.conv, self.stride, self.padding
+        bounds, cols = self._split(x)
+        grads = self._param_grad_parts(len(bounds))
+        _parallel.run(lambda i, lo, hi: conv.conv2d_backward_params(
+            rows(x, lo, hi), rows(g, lo, hi), grads[i][0], grads[i][1], cols[i], s, p,
+            grads[i][2]), bounds)
+        self._sum_param_grad_parts(grads)
 
     # ---- fusion with a following activation (driven by Sequential, as for Linear) ----
     def can_fuse_with(self, nxt):
@@ -135,9 +157,12 @@ class Conv2d(_Spatial):
         shape = (x.shape[0], self.n_out, ho, wo)
         pre = self._buffer("output", shape)
         out = act._buffer("output", shape)
-        self.backend.kernels.conv.conv2d_activation_forward(
-            x, pre, out, self._columns(x), self.W, self.b, self.stride, self.padding,
-            act._fusable_code, act._alpha_value())
+        conv, W, b, s, p = self.backend.kernels.conv, self.W, self.b, self.stride, self.padding
+        code, alpha = act._fusable_code, act._alpha_value()
+        bounds, cols = self._split(x)
+        _parallel.run(lambda i, lo, hi: conv.conv2d_activation_forward(
+            rows(x, lo, hi), rows(pre, lo, hi), rows(out, lo, hi), cols[i], W, b, s, p,
+            code, alpha), bounds)
         self.output = pre
         act.output = out
         return out
@@ -150,10 +175,15 @@ class Conv2d(_Spatial):
         g = act._cast_grad(gradOutput, shape)
         delta = act._buffer("gradInput", shape)
         gi = self._buffer("gradInput", x.shape)
-        self.backend.kernels.conv.conv2d_activation_backward(
-            x, g, gi, delta, self._raw_grad("gradW"), self._raw_grad("gradb"), self._columns(x),
-            self.output, act.output, self.W, self.stride, self.padding, act._fusable_code,
-            act._alpha_value(), self._take_accumulate_flag(), True)
+        conv, W, s, p = self.backend.kernels.conv, self.W, self.stride, self.padding
+        code, alpha, pre, out = act._fusable_code, act._alpha_value(), self.output, act.output
+        bounds, cols = self._split(x)
+        grads = self._param_grad_parts(len(bounds))
+        _parallel.run(lambda i, lo, hi: conv.conv2d_activation_backward(
+            rows(x, lo, hi), rows(g, lo, hi), rows(gi, lo, hi), rows(delta, lo, hi),
+            grads[i][0], grads[i][1], cols[i], rows(pre, lo, hi), rows(out, lo, hi), W, s, p,
+            code, alpha, grads[i][2], True), bounds)
+        self._sum_param_grad_parts(grads)
         act.gradInput = delta
         self.gradInput = gi
         return gi
@@ -200,8 +230,11 @@ class MaxPool2d(_Spatial):
         x = self._fresh_input(input)
         shape = self._out_shape(x)
         out = self._buffer("output", shape)
-        self.backend.kernels.pool.maxpool2d_forward(x, out, self._indices(shape),
-                                                    self.kernel_size, self.stride)
+        pool, k, s = self.backend.kernels.pool, self.kernel_size, self.stride
+        idx = self._indices(shape)
+        _parallel.run(lambda i, lo, hi: pool.maxpool2d_forward(
+            rows(x, lo, hi), rows(out, lo, hi), rows(idx, lo, hi), k, s),
+            self._batch_parts(x.shape[0], x.size, POOL_SPLIT_MIN))
         self.output = out
         return out
 
@@ -215,7 +248,10 @@ class MaxPool2d(_Spatial):
                              f"the last forward (output shape {tuple(self.output.shape)})")
         g = self._cast_grad(gradOutput, shape)
         gi = self._buffer("gradInput", x.shape)
-        self.backend.kernels.pool.maxpool2d_backward(g, gi, idx, self.kernel_size, self.stride)
+        pool, k, s = self.backend.kernels.pool, self.kernel_size, self.stride
+        _parallel.run(lambda i, lo, hi: pool.maxpool2d_backward(
+            rows(g, lo, hi), rows(gi, lo, hi), rows(idx, lo, hi), k, s),
+            self._batch_parts(x.shape[0], x.size, POOL_SPLIT_MIN))
         self.gradInput = gi
         return gi
 

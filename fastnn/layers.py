@@ -3,7 +3,8 @@ ChannelwiseScaling, BatchMeanSubtraction."""
 import numpy as np
 
 from .activations import FUSABLE_ACTIVATIONS
-from .module import GradientSlot, Module
+from . import _parallel
+from .module import GradientSlot, Module, rows
 from ._rng import module_rng
 
 __all__ = ["Linear", "Dropout", "BatchNormalization", "ChannelwiseScaling",
@@ -14,6 +15,10 @@ def _check_positive_int(owner, name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+#: Multiply-adds (rows x n_in x n_out) below which a Linear call stays on one thread.
+LINEAR_SPLIT_MIN = 1 << 24
 
 
 class Linear(Module):
@@ -43,10 +48,34 @@ class Linear(Module):
                              f"got {tuple(x.shape)}")
         return x
 
+    #: Set by a container that holds layers which split their batch (Conv2d, MaxPool2d):
+    #: this Linear then splits too. Elsewhere it leaves its GEMMs to BLAS's threads,
+    #: which measured as fast or faster for the MLP (see fastnn/_parallel.py).
+    _split_batch = False
+
+    def _bounds(self, x):
+        """(batch parts, multiply-adds of one GEMM of this call), or None to call the
+        kernel once outside fastnn's split."""
+        if not self._split_batch:
+            return ((0, x.shape[0]),), None
+        work = x.shape[0] * self.n_in * self.n_out
+        return self._batch_parts(x.shape[0], work, LINEAR_SPLIT_MIN), work
+
+    def _run(self, x, fn):
+        self._run_bounds(fn, *self._bounds(x))
+
+    def _run_bounds(self, fn, bounds, work):
+        if work is None:
+            fn(0, 0, bounds[0][1])
+        else:
+            _parallel.run(fn, bounds, work)
+
     def updateOutput(self, input):
         x = self._input(input)
         out = self._buffer("output", (x.shape[0], self.n_out))
-        self.backend.kernels.affine.affine_forward(x, out, self.W, self.b)
+        affine, W, b = self.backend.kernels.affine, self.W, self.b
+        self._run(x, lambda i, lo, hi: affine.affine_forward(
+            rows(x, lo, hi), rows(out, lo, hi), W, b))
         self.output = out
         return out
 
@@ -55,15 +84,20 @@ class Linear(Module):
         x = self._input(input)
         g = self._cast_grad(gradOutput, (x.shape[0], self.n_out))
         gi = self._buffer("gradInput", x.shape)
-        self.backend.kernels.affine.affine_backward_input(g, gi, self.W)
+        affine, W = self.backend.kernels.affine, self.W
+        self._run(x, lambda i, lo, hi: affine.affine_backward_input(
+            rows(g, lo, hi), rows(gi, lo, hi), W))
         self.gradInput = gi
         return gi
 
     def accGradParameters(self, input, gradOutput):
         x = self._input(input)
         g = self._cast_grad(gradOutput, (x.shape[0], self.n_out))
-        self.backend.kernels.affine.affine_backward_params(
-            x, g, self._raw_grad("gradW"), self._raw_grad("gradb"), self._take_accumulate_flag())
+        affine, (bounds, work) = self.backend.kernels.affine, self._bounds(x)
+        grads = self._param_grad_parts(len(bounds))
+        self._run_bounds(lambda i, lo, hi: affine.affine_backward_params(
+            rows(x, lo, hi), rows(g, lo, hi), *grads[i]), bounds, work)
+        self._sum_param_grad_parts(grads)
 
     # ---- fusion with a following activation (driven by Sequential) ----
     def can_fuse_with(self, nxt):
@@ -77,8 +111,10 @@ class Linear(Module):
         shape = (x.shape[0], self.n_out)
         pre = self._buffer("output", shape)
         out = act._buffer("output", shape)
-        self.backend.kernels.affine.affine_activation_forward(
-            x, pre, out, self.W, self.b, act._fusable_code, act._alpha_value())
+        affine, W, b = self.backend.kernels.affine, self.W, self.b
+        code, alpha = act._fusable_code, act._alpha_value()
+        self._run(x, lambda i, lo, hi: affine.affine_activation_forward(
+            rows(x, lo, hi), rows(pre, lo, hi), rows(out, lo, hi), W, b, code, alpha))
         self.output = pre
         act.output = out
         return out
@@ -91,10 +127,14 @@ class Linear(Module):
         g = act._cast_grad(gradOutput, shape)
         delta = act._buffer("gradInput", shape)
         gi = self._buffer("gradInput", x.shape)
-        self.backend.kernels.affine.affine_activation_backward(
-            x, g, gi, delta, self._raw_grad("gradW"), self._raw_grad("gradb"),
-            self.output, act.output, self.W, act._fusable_code, act._alpha_value(),
-            self._take_accumulate_flag(), True)
+        affine, W, (bounds, work) = self.backend.kernels.affine, self.W, self._bounds(x)
+        code, alpha, pre, out = act._fusable_code, act._alpha_value(), self.output, act.output
+        grads = self._param_grad_parts(len(bounds))
+        self._run_bounds(lambda i, lo, hi: affine.affine_activation_backward(
+            rows(x, lo, hi), rows(g, lo, hi), rows(gi, lo, hi), rows(delta, lo, hi),
+            grads[i][0], grads[i][1], rows(pre, lo, hi), rows(out, lo, hi), W, code, alpha,
+            grads[i][2], True), bounds, work)
+        self._sum_param_grad_parts(grads)
         act.gradInput = delta
         self.gradInput = gi
         return gi

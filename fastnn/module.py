@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 
+from . import _parallel
 from .backend import CPUBackend, get_backend, is_cuda_object
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -130,6 +131,41 @@ class Module:
         pending = self.__dict__["_grad_zero_pending"]
         self.__dict__["_grad_zero_pending"] = False
         return not pending
+
+    # ---- batch split over fastnn's threads (CPU only; see _parallel.py) ------
+    def _run_parts(self, n, fn, work=None, min_work=0):
+        """fn(part, lo, hi) for each part of a batch of n rows, one part per thread on the
+        CPU (a single part elsewhere, or when ``work`` < ``min_work``). Returns the
+        number of parts."""
+        bounds = ((0, n),) if self.backend is not CPUBackend else _parallel.parts(
+            n, work, min_work)
+        _parallel.run(fn, bounds)
+        return len(bounds)
+
+    def _batch_parts(self, n, work=None, min_work=0):
+        if self.backend is not CPUBackend:
+            return ((0, n),)
+        return _parallel.parts(n, work, min_work)
+
+    def _param_grad_parts(self, count):
+        """(gradW, gradb, accumulate) for each of ``count`` parts: part 0 writes the
+        module's own gradients (accumulating unless they are lazily zero), the others
+        overwrite buffers of their own, added in by _sum_param_grad_parts."""
+        gw_name, gb_name = self._grad_names
+        grads = [(self._raw_grad(gw_name), self._raw_grad(gb_name),
+                  self._take_accumulate_flag())]
+        for i in range(1, count):
+            grads.append((self._buffer(f"{gw_name}_part{i}", self.W.shape),
+                          self._buffer(f"{gb_name}_part{i}", self.b.shape), False))
+        return grads
+
+    @staticmethod
+    def _sum_param_grad_parts(grads):
+        gw0, gb0, _ = grads[0]
+        for gw, gb, _ in grads[1:]:  # fixed order: the sums do not depend on timing
+            gw0 += gw
+            gb0 += gb
+
 
     # ---- the protocol -------------------------------------------------------
     def forward(self, input):
@@ -487,6 +523,13 @@ class Sequential(Container):
                     plan.append((i, False))
                     i += 1
             self.__dict__["_plan"] = plan
+            # Layers that split their batch over fastnn's threads (Conv2d, MaxPool2d) make
+            # the Linear layers beside them split too: a two-thread BLAS call between two
+            # splits leaves OpenBLAS's worker spinning on the core the next split needs.
+            if any(getattr(m, "_always_splits_batch", False) for m in self._leaves()):
+                for m in self._leaves():
+                    if hasattr(m, "_split_batch"):
+                        m.__dict__["_split_batch"] = True
         return plan
 
     def updateOutput(self, input):
@@ -537,3 +580,8 @@ class Sequential(Container):
             child = repr(m).replace("\n", "\n     ")
             lines.append(f"  ({i}) {child}")
         return "\n".join(lines)
+
+
+def rows(a, lo, hi):
+    """a[lo:hi] along the batch axis (the array itself when that is all of it)."""
+    return a if lo == 0 and hi == a.shape[0] else a[lo:hi]

@@ -1,5 +1,5 @@
 """House rules of the CPU kernels that no numeric test would catch: every kernel is
-cached, none uses fastmath or parallel=True, and none writes an array into a slice
+cached and releases the GIL, none uses fastmath or parallel=True, and none writes an array into a slice
 (``dst[...] = src`` makes Numba compile its shape-mismatch message: seconds of every
 cold start). See DEVELOPERS.md."""
 import ast
@@ -35,6 +35,8 @@ def test_kernels_are_cached_and_keep_strict_math(path):
         tree = ast.parse(f.read())
     for name, keywords in _njit_decorators(tree):
         assert "cache" in keywords and keywords["cache"].value is True, name
+        # fastnn's batch split runs kernels in two threads at once (fastnn/_parallel.py)
+        assert "nogil" in keywords and keywords["nogil"].value is True, name
         assert "fastmath" not in keywords, name
         assert "parallel" not in keywords, name
 

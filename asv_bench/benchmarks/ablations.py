@@ -18,6 +18,10 @@ ablation lives in ``optim.py`` (``fused`` vs ``per_array``).
   ``zeroGradParameters()``) before each step (``fill_per_array``).
 * ``ThreadingSplit``: BLAS thread pools limited to 1 vs 2 threads
   (``fastnn.set_num_threads``) on the whole step.
+* ``BatchSplit``: the small CNN's step with Conv2d, MaxPool2d and its Linear layers
+  splitting the batch over fastnn's two threads, BLAS single-threaded inside
+  (``split``, the default) vs no split, every GEMM on BLAS's two threads (``blas_threads``,
+  ``fastnn._parallel.set_threads(1)``).
 * ``BlasLibrary``: the kernels' GEMMs on numpy's bundled OpenBLAS (``numpy``, the
   default) vs scipy's ``cython_blas`` (``scipy``, ``FASTNN_BLAS=scipy``). The library is
   bound when the kernels load, so each sample is a child process that reports the
@@ -254,3 +258,23 @@ class BlasLibrary:
         out = subprocess.run([sys.executable, "-c", self.code], env=self.env, check=True,
                              capture_output=True, text=True)
         return float(out.stdout.split()[-1])
+
+
+class BatchSplit:
+    params = (CNN_BATCHES, ["split", "blas_threads"])
+    param_names = ["batch", "threads"]
+    timeout = 300
+
+    def setup(self, batch, threads):
+        from fastnn import _parallel
+        self.saved = _parallel.threads()
+        _parallel.set_threads(2 if threads == "split" else 1)
+        self.t = cnn_trainer(batch)
+        self.t.step()
+
+    def teardown(self, batch, threads):
+        from fastnn import _parallel
+        _parallel.set_threads(self.saved)
+
+    def time_step(self, batch, threads):
+        self.t.step()

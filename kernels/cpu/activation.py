@@ -8,7 +8,7 @@ from numba import njit
 NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH = range(7)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _sigmoid(z):
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -16,7 +16,7 @@ def _sigmoid(z):
     return e / (1.0 + e)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def activation_value(code, z, alpha):
     if code == RELU:
         return 0.0 if z <= 0 else z
@@ -34,7 +34,7 @@ def activation_value(code, z, alpha):
     return z
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def activation_derivative(code, z, y, alpha):
     """d y / d z from the pre-activation z and the output y."""
     if code == RELU:
@@ -57,7 +57,7 @@ def activation_derivative(code, z, y, alpha):
 # 3.6 ms generic, 0.13 ms specialised). The exp-based activations cost their exp
 # either way, so they share the generic loop.
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def copy_rows(src, dst):
     """dst[i, j] = src[i, j] for 2-D arrays of one shape (the NONE activation's second
     output). An explicit loop because Numba compiles ``dst[...] = src`` with its
@@ -70,19 +70,19 @@ def copy_rows(src, dst):
             d[j] = s[j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _forward_loop(x, y, code, alpha):
     for i in range(x.size):
         y[i] = activation_value(code, x[i], alpha)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _backward_loop(x, g, gi, y, code, alpha):
     for i in range(x.size):
         gi[i] = g[i] * activation_derivative(code, x[i], y[i], alpha)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def activation_forward(input, output, code, alpha):
     x = input.reshape(input.size)
     y = output.reshape(output.size)
@@ -94,7 +94,7 @@ def activation_forward(input, output, code, alpha):
         _forward_loop(x, y, code, alpha)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def activation_backward(input, gradOutput, gradInput, output, code, alpha):
     x = input.reshape(input.size)
     g = gradOutput.reshape(gradOutput.size)

@@ -7,14 +7,14 @@ from .activation import (LEAKY_RELU, NONE, RELU, activation_derivative, activati
 from .blas import gemm
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def affine_forward(input, output, weight, bias):
     # int() keeps the code a runtime value: a literal would compile a second
     # affine_activation_forward (about 2 s of a cold start) instead of reusing the fused one
     affine_activation_forward(input, output, output, weight, bias, int(NONE), 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def affine_activation_forward(input, preactivation, output, weight, bias, activation, alpha):
     """preactivation = input @ weight.T + bias; output = act(preactivation).
     ``preactivation`` and ``output`` may be the same array when activation is NONE."""
@@ -37,7 +37,7 @@ def affine_activation_forward(input, preactivation, output, weight, bias, activa
         _bias_activation_rows(preactivation, output, bias, activation, alpha)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _bias_activation_rows(preactivation, output, bias, activation, alpha):
     for i in range(preactivation.shape[0]):
         pre = preactivation[i]
@@ -48,7 +48,7 @@ def _bias_activation_rows(preactivation, output, bias, activation, alpha):
             out[j] = activation_value(activation, z, alpha)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _activation_delta_rows(gradOutput, delta, gradBias, preactivation, output, activation,
                            alpha):
     for i in range(delta.shape[0]):
@@ -61,12 +61,12 @@ def _activation_delta_rows(gradOutput, delta, gradBias, preactivation, output, a
             gradBias[j] += d[j]  # the stored (rounded) value, as unfused
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def affine_backward_input(gradOutput, gradInput, weight):
     gemm(False, False, 1.0, gradOutput, weight, 0.0, gradInput)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def affine_backward_params(input, gradOutput, gradWeight, gradBias, accumulate):
     """gradWeight (+)= gradOutput.T @ input; gradBias (+)= column sums of gradOutput."""
     gemm(True, False, 1.0, gradOutput, input, 1.0 if accumulate else 0.0, gradWeight)
@@ -78,7 +78,7 @@ def affine_backward_params(input, gradOutput, gradWeight, gradBias, accumulate):
             gradBias[j] += gradOutput[i, j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def affine_activation_backward(input, gradOutput, gradInput, delta, gradWeight, gradBias,
                                preactivation, output, weight, activation, alpha, accumulate,
                                need_grad_input):

@@ -8,7 +8,7 @@ import math
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def affine_warp(images, output, params):
     """output[n, i, j] = bilinear sample of images[n] at (x, y), where
     x = p0 * j + p1 * i + p2 and y = p3 * j + p4 * i + p5, p = params[n].

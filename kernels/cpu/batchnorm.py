@@ -6,7 +6,7 @@ import math
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def batchnorm_forward_train(input, output, mean, invstd, moving_mean, moving_variance,
                             alpha, eps, center_only):
     """Normalize with the batch statistics (biased variance), store them for
@@ -36,7 +36,7 @@ def batchnorm_forward_train(input, output, mean, invstd, moving_mean, moving_var
                 output[i, ch, k] = (input[i, ch, k] - mu) * inv
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def batchnorm_forward_eval(input, output, moving_mean, moving_variance, eps, center_only):
     n, c, s = input.shape
     for ch in range(c):
@@ -47,7 +47,7 @@ def batchnorm_forward_eval(input, output, moving_mean, moving_variance, eps, cen
                 output[i, ch, k] = (input[i, ch, k] - mu) * inv
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def batchnorm_backward_train(gradOutput, gradInput, output, invstd, center_only):
     """gradInput = invstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = output."""
     n, c, s = gradOutput.shape
@@ -69,7 +69,7 @@ def batchnorm_backward_train(gradOutput, gradInput, output, invstd, center_only)
                                              - output[i, ch, k] * gxmean)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def batchnorm_backward_eval(gradOutput, gradInput, moving_variance, eps, center_only):
     n, c, s = gradOutput.shape
     for ch in range(c):

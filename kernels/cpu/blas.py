@@ -108,7 +108,7 @@ _N = ord("N")
 _T = ord("T")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gemm(trans_a, trans_b, alpha, a, b, beta, c):
     """c = alpha * op(a) @ op(b) + beta * c for C-contiguous 2-D arrays of one dtype.
 
@@ -123,7 +123,7 @@ def gemm(trans_a, trans_b, alpha, a, b, beta, c):
     _gemm(bool(trans_a), bool(trans_b), alpha, a, b, beta, c)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gemm(trans_a, trans_b, alpha, a, b, beta, c):
     m = c.shape[0]
     n = c.shape[1]

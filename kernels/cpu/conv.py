@@ -84,7 +84,7 @@ def columns_size(input_shape, n_out, kernel_size, stride, padding, images=None):
     return plane + m * per_image
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _geometry(C, H, W, k, stride, padding, Ho, Wo, F, size):
     """(row length, columns per image L, padded-plane size, images per chunk)."""
     Hp = H + 2 * padding
@@ -105,7 +105,7 @@ def _geometry(C, H, W, k, stride, padding, Ho, Wo, F, size):
     return row, L, plane, m
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dims(images, weight, outputs, columns, stride, padding):
     """The sizes every kernel starts from: images (N, C, H, W) is the input or its
     gradient, weight (F, C, k, k) the weight or its gradient, outputs (N, F, Ho, Wo) the
@@ -119,7 +119,7 @@ def _dims(images, weight, outputs, columns, stride, padding):
     return N, C, F, k, Ho, Wo, C * k * k, row, L, plane, m_max
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _copy_interior(x, xp, Hp, Wp, padding, into_plane):
     """Copy image x (C, H, W) into the interior of the flat padded plane xp (whose
     border and tail slack the caller zeroed), or, with into_plane False, that interior
@@ -138,7 +138,7 @@ def _copy_interior(x, xp, Hp, Wp, padding, into_plane):
                     image_row[j] = plane_row[j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _im2col_wide(xp, cols, col0, C, Hp, Wp, k, L):
     """Stride 1: column row (c, ki, kj) is one contiguous slice of the padded plane."""
     for c in range(C):
@@ -152,7 +152,7 @@ def _im2col_wide(xp, cols, col0, C, Hp, Wp, k, L):
                     dst[j] = src[j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _col2im_wide(cols, col0, gxp, C, Hp, Wp, k, L):
     """Adjoint of _im2col_wide: scatter-add column rows into the padded plane."""
     for c in range(C):
@@ -166,7 +166,7 @@ def _col2im_wide(cols, col0, gxp, C, Hp, Wp, k, L):
                     dst[j] += src[j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _valid_range(kj, stride, padding, W, Wo):
     """Output columns ow whose input column ow * stride - padding + kj lies in [0, W)."""
     lo = 0 if padding - kj <= 0 else (padding - kj + stride - 1) // stride
@@ -180,7 +180,7 @@ def _valid_range(kj, stride, padding, W, Wo):
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _im2col_strided(x, cols, col0, k, stride, padding, Ho, Wo):
     """Plain im2col: cols[(c, ki, kj), col0 + oh * Wo + ow] = x[c, ih, iw] or 0."""
     C, H, W = x.shape
@@ -206,7 +206,7 @@ def _im2col_strided(x, cols, col0, k, stride, padding, Ho, Wo):
                         dst[j] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _col2im_strided(cols, col0, gx, k, stride, padding, Ho, Wo):
     """Adjoint of _im2col_strided; accumulates into gx (C, H, W)."""
     C, H, W = gx.shape
@@ -226,7 +226,7 @@ def _col2im_strided(cols, col0, gx, k, stride, padding, Ho, Wo):
                         dst[first + j * stride] += src[lo + j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fill_columns(input, cols, xp, n0, m, k, stride, padding, Ho, Wo, L):
     """im2col of images n0 .. n0 + m - 1 into cols (C k k, m L)."""
     C = input.shape[1]
@@ -240,7 +240,7 @@ def _fill_columns(input, cols, xp, n0, m, k, stride, padding, Ho, Wo, L):
             _im2col_strided(input[n0 + i], cols, i * L, k, stride, padding, Ho, Wo)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _expand_grad(gradOutput, g, n0, m, row, L):
     """g (F, m L) <- gradOutput[n0 : n0 + m] in the column layout, junk columns 0."""
     F = gradOutput.shape[1]
@@ -257,7 +257,7 @@ def _expand_grad(gradOutput, g, n0, m, row, L):
                     dst[j] = 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _store_plane(src, src0, row, b, pre, out, code, alpha):
     for oh in range(pre.shape[0]):
         s = src[src0 + oh * row:src0 + oh * row + pre.shape[1]]
@@ -269,7 +269,7 @@ def _store_plane(src, src0, row, b, pre, out, code, alpha):
             o[j] = activation_value(code, z, alpha)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _store_activated(src, src0, row, b, pre, out, activation, alpha):
     """One (Ho, Wo) output plane from the column layout (flat src, rows ``row`` apart
     from src0): pre = src + b, out = act(pre). ``pre`` and ``out`` may be the same
@@ -292,7 +292,7 @@ def _store_activated(src, src0, row, b, pre, out, activation, alpha):
         _store_plane(src, src0, row, b, pre, out, activation, alpha)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _expand_plane(go, pre, out, delta, g, g0, row, code, alpha):
     for oh in range(go.shape[0]):
         dst = g[g0 + oh * row:g0 + (oh + 1) * row]
@@ -309,7 +309,7 @@ def _expand_plane(go, pre, out, delta, g, g0, row, code, alpha):
             dst[j] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _expand_activated(gradOutput, preactivation, output, delta, g, n0, m, row, L, activation,
                       alpha):
     """delta[n0 : n0 + m] = gradOutput * act'(preactivation) (the activation's
@@ -328,12 +328,12 @@ def _expand_activated(gradOutput, preactivation, output, delta, g, n0, m, row, L
                 _expand_plane(go, pre, out, d, gf, i * L, row, activation, alpha)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _direct(C, k, stride):
     return stride == 1 and C * k * k <= DIRECT_MAX_CKK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _direct_forward(input, preactivation, output, columns, weight, bias, padding, L, plane,
                     activation, alpha):
     """Stride 1, few taps: preactivation[n, f] = bias[f] + sum of w * shifted padded
@@ -368,7 +368,7 @@ def _direct_forward(input, preactivation, output, columns, weight, bias, padding
                              activation, alpha)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add_taps_3x3(acc, xp, w, Wp, L):
     """acc[j] += the nine taps w[ki, kj] * xp[ki Wp + kj + j], added in the generic
     loop's order but in one pass: acc is loaded and stored once instead of nine times
@@ -395,7 +395,7 @@ def _add_taps_3x3(acc, xp, w, Wp, L):
         acc[j] = s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, plane):
     """Adjoint of _direct_forward: w * gradOutput into the padded plane, gathered by
     the forward's stencil for 3x3 kernels and scattered tap by tap otherwise."""
@@ -438,7 +438,7 @@ def _direct_backward_input(gradOutput, gradInput, columns, weight, padding, L, p
         _copy_interior(gradInput[n], gxp, Hp, Wp, padding, False)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sum_lanes(v):
     """Sum of a 1-D array: 64 interleaved partial sums in a small array added
     elementwise (vectorises; a running scalar sum is one long dependency chain and
@@ -457,7 +457,7 @@ def _sum_lanes(v):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def conv2d_forward(input, output, columns, weight, bias, stride, padding):
     """output[n, f] = bias[f] + sum_c weight[f, c] (*) input[n, c] (cross-correlation).
 
@@ -468,7 +468,7 @@ def conv2d_forward(input, output, columns, weight, bias, stride, padding):
                               int(NONE), 0.0)  # runtime code: see affine_forward
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def conv2d_activation_forward(input, preactivation, output, columns, weight, bias, stride,
                               padding, activation, alpha):
     """preactivation = conv2d_forward's output; output = act(preactivation) (codes of
@@ -494,7 +494,7 @@ def conv2d_activation_forward(input, preactivation, output, columns, weight, bia
                                  output[n0 + i, f], activation, alpha)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _chunk(columns, plane, CKK, F, m, L):
     """The chunk's views of the scratch after the padded plane: columns (C k k, m L)
     and the GEMM result / expanded gradient (F, m L)."""
@@ -503,7 +503,7 @@ def _chunk(columns, plane, CKK, F, m, L):
     return cols, g
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _col2im_chunk(cols, gradInput, gxp, n0, m, k, stride, padding, Ho, Wo, L):
     """gradInput[n0 : n0 + m] = col2im of the chunk's input-gradient columns."""
     C, H, W = gradInput.shape[1], gradInput.shape[2], gradInput.shape[3]
@@ -520,7 +520,7 @@ def _col2im_chunk(cols, gradInput, gxp, n0, m, k, stride, padding, Ho, Wo, L):
             _col2im_strided(cols, i * L, gi, k, stride, padding, Ho, Wo)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _params_chunk(input, cols, g, xp, gw2, gradBias, n0, m, k, stride, padding, Ho, Wo, L,
                   beta):
     """gradWeight (gw2 = (F, C k k)) = beta gw2 + g (x) im2col(chunk); gradBias += row
@@ -531,7 +531,7 @@ def _params_chunk(input, cols, g, xp, gw2, gradBias, n0, m, k, stride, padding, 
         gradBias[f] += _sum_lanes(g[f])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def conv2d_backward_input(gradOutput, gradInput, columns, weight, stride, padding):
     """gradInput = the adjoint of the convolution applied to gradOutput (overwritten).
     Shapes as in conv2d_forward; columns sized by ``columns_size``."""
@@ -550,7 +550,7 @@ def conv2d_backward_input(gradOutput, gradInput, columns, weight, stride, paddin
         _col2im_chunk(cols, gradInput, gxp, n0, m, k, stride, padding, Ho, Wo, L)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _start_param_grads(gradWeight, gradBias, N, accumulate):
     """Overwrite mode zeroes the gradients the chunks add into (gradWeight only when no
     GEMM will overwrite it); returns the first chunk's GEMM beta."""
@@ -561,7 +561,7 @@ def _start_param_grads(gradWeight, gradBias, N, accumulate):
     return 1.0 if accumulate else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, stride, padding,
                            accumulate):
     """gradWeight (+)= sum_n gradOutput[n] (x) im2col(input[n]); gradBias (+)= sums of
@@ -581,7 +581,7 @@ def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, str
         beta = 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def conv2d_activation_backward(input, gradOutput, gradInput, delta, gradWeight, gradBias,
                                columns, preactivation, output, weight, stride, padding,
                                activation, alpha, accumulate, need_grad_input):

@@ -16,12 +16,12 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _TWO_32 = 4294967296.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def seed(value):
     np.random.seed(value)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _uniform32(key, i):
     """splitmix64's output function on key + i * golden; the high 32 bits."""
     z = key + np.uint64(i) * _GOLDEN
@@ -31,7 +31,7 @@ def _uniform32(key, i):
     return z >> np.uint64(32)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dropout_forward(input, output, mask, p):
     x = input.reshape(input.size)
     y = output.reshape(output.size)
@@ -47,7 +47,7 @@ def dropout_forward(input, output, mask, p):
         y[i] = x[i] * keep
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dropout_backward(gradOutput, gradInput, mask):
     g = gradOutput.reshape(gradOutput.size)
     gi = gradInput.reshape(gradInput.size)

@@ -5,7 +5,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sgd_momentum_update(grad, param, velocity, learning_rate, momentum):
     g = grad.reshape(grad.size)
     p = param.reshape(param.size)
@@ -16,7 +16,7 @@ def sgd_momentum_update(grad, param, velocity, learning_rate, momentum):
         p[i] -= vi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adam_update(grad, param, m, v, learning_rate_t, beta1, beta2, epsilon):
     """Bias-corrected Adam, the correction folded into learning_rate_t =
     lr * sqrt(1 - beta2^t) / (1 - beta1^t) (the homework's formulation)."""

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def maxpool2d_forward(input, output, indices, kernel_size, stride):
     """output[n, c, oh, ow] = max of input[n, c, oh*s : oh*s+k, ow*s : ow*s+k];
     indices (same shape as output, integer) = flat arg-max in the (H, W) plane."""
@@ -51,7 +51,7 @@ def maxpool2d_forward(input, output, indices, kernel_size, stride):
                         idx[oh, ow] = arg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _maxpool2x2_forward(input, output, indices):
     """The common 2x2 / stride 2 case, unrolled: same ties and NaN rules as the
     general loop (first maximum in row-major order; the last NaN wins), ~3x faster."""
@@ -97,7 +97,7 @@ def _maxpool2x2_forward(input, output, indices):
                     ix[ow] = arg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def maxpool2d_backward(gradOutput, gradInput, indices, kernel_size, stride):
     """gradInput = 0, then gradInput[n, c].flat[indices[n, c, oh, ow]] += gradOutput[n, c, oh, ow]
     (overlapping windows accumulate). kernel_size/stride are unused: the indices

@@ -2,7 +2,7 @@
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def channelwise_scaling_forward(input, output, gamma, beta):
     n, c, s = input.shape
     for i in range(n):
@@ -13,7 +13,7 @@ def channelwise_scaling_forward(input, output, gamma, beta):
                 output[i, ch, k] = input[i, ch, k] * g + b
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def channelwise_scaling_backward_input(gradOutput, gradInput, gamma):
     n, c, s = gradOutput.shape
     for i in range(n):
@@ -23,7 +23,7 @@ def channelwise_scaling_backward_input(gradOutput, gradInput, gamma):
                 gradInput[i, ch, k] = gradOutput[i, ch, k] * g
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def channelwise_scaling_backward_params(input, gradOutput, gradGamma, gradBeta, accumulate):
     n, c, s = input.shape
     if not accumulate:

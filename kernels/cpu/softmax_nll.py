@@ -12,7 +12,7 @@ from numba import njit
 LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES = 0, 1, 2
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _row_softmax(input, i, output):
     """output[i] = softmax(input[i]); returns log-sum-exp of the row. NaN becomes the
     max, so a row with NaN turns NaN instead of hiding it."""
@@ -32,13 +32,13 @@ def _row_softmax(input, i, output):
     return mx + math.log(s)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def softmax_forward(input, output):
     for i in range(input.shape[0]):
         _row_softmax(input, i, output)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def softmax_backward(gradOutput, gradInput, output):
     n, c = output.shape
     for i in range(n):
@@ -49,7 +49,7 @@ def softmax_backward(gradOutput, gradInput, output):
             gradInput[i, j] = output[i, j] * (gradOutput[i, j] - dot)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def log_softmax_forward(input, output):
     n, c = input.shape
     for i in range(n):
@@ -65,7 +65,7 @@ def log_softmax_forward(input, output):
             output[i, j] = input[i, j] - lse
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def log_softmax_backward(gradOutput, gradInput, output):
     n, c = output.shape
     for i in range(n):
@@ -76,7 +76,7 @@ def log_softmax_backward(gradOutput, gradInput, output):
             gradInput[i, j] = gradOutput[i, j] - math.exp(output[i, j]) * s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cross_entropy_forward(input, target, loss, probabilities, scale):
     """loss = -scale * sum_i log_softmax(input)[i, target[i]]; keeps softmax for backward."""
     total = 0.0
@@ -86,7 +86,7 @@ def cross_entropy_forward(input, target, loss, probabilities, scale):
     loss[0] = total * scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cross_entropy_backward(target, gradInput, probabilities, scale):
     n, c = probabilities.shape
     for i in range(n):
@@ -95,7 +95,7 @@ def cross_entropy_backward(target, gradInput, probabilities, scale):
         gradInput[i, target[i]] -= scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cross_entropy_dense_forward(input, target, loss, probabilities, scale):
     """Soft/one-hot targets: loss = -scale * sum(target * log_softmax(input))."""
     n, c = input.shape
@@ -108,7 +108,7 @@ def cross_entropy_dense_forward(input, target, loss, probabilities, scale):
     loss[0] = total * scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cross_entropy_dense_backward(target, gradInput, probabilities, scale):
     n, c = probabilities.shape
     for i in range(n):
@@ -119,7 +119,7 @@ def cross_entropy_dense_backward(target, gradInput, probabilities, scale):
             gradInput[i, j] = (probabilities[i, j] * tsum - target[i, j]) * scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def classify_scores(input, result, tolerance):
     """result[0] = LOG_PROBABILITIES if no entry is positive; PROBABILITIES if every
     row is non-negative, has a positive entry and sums to 1 within tolerance;
@@ -148,7 +148,7 @@ def classify_scores(input, result, tolerance):
         result[0] = RAW_SCORES
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def class_nll_forward(input, target, loss, is_probability, scale):
     """loss = -scale * sum_i log p[i, t_i] (input: probabilities) or
     -scale * sum_i input[i, t_i] (input: log-probabilities)."""
@@ -160,7 +160,7 @@ def class_nll_forward(input, target, loss, is_probability, scale):
     loss[0] = total * scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def class_nll_backward(input, target, gradInput, is_probability, scale):
     gradInput[:] = 0.0
     n = input.shape[0]
@@ -169,7 +169,7 @@ def class_nll_backward(input, target, gradInput, is_probability, scale):
         gradInput[i, t] = -scale / input[i, t] if is_probability else -scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def class_nll_dense_forward(input, target, loss, is_probability, scale):
     n, c = input.shape
     total = 0.0
@@ -180,7 +180,7 @@ def class_nll_dense_forward(input, target, loss, is_probability, scale):
     loss[0] = total * scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def class_nll_dense_backward(input, target, gradInput, is_probability, scale):
     n, c = input.shape
     for i in range(n):
@@ -189,7 +189,7 @@ def class_nll_dense_backward(input, target, gradInput, is_probability, scale):
             gradInput[i, j] = -scale * t / input[i, j] if is_probability and t != 0 else -scale * t
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def clipped_nll_forward(input, target, loss, eps, scale):
     """ClassNLLCriterionUnstable: -scale * sum(target * log(clip(p, eps, 1 - eps)))."""
     n, c = input.shape
@@ -202,7 +202,7 @@ def clipped_nll_forward(input, target, loss, eps, scale):
     loss[0] = total * scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def clipped_nll_backward(input, target, gradInput, eps, scale):
     n, c = input.shape
     for i in range(n):
@@ -211,7 +211,7 @@ def clipped_nll_backward(input, target, gradInput, eps, scale):
             gradInput[i, j] = -scale * target[i, j] / p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mse_forward(input, target, loss, scale):
     x = input.reshape(input.size)
     t = target.reshape(target.size)
@@ -222,7 +222,7 @@ def mse_forward(input, target, loss, scale):
     loss[0] = total * scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mse_backward(input, target, gradInput, scale):
     x = input.reshape(input.size)
     t = target.reshape(target.size)
