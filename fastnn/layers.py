@@ -53,29 +53,26 @@ class Linear(Module):
     #: which measured as fast or faster for the MLP (see fastnn/_parallel.py).
     _split_batch = False
 
+    # Each phase calls its kernel directly unless split: the closure and the slicing
+    # cost microseconds, which is what batch 1 is made of.
+
     def _bounds(self, x):
-        """(batch parts, multiply-adds of one GEMM of this call), or None to call the
-        kernel once outside fastnn's split."""
-        if not self._split_batch:
-            return ((0, x.shape[0]),), None
+        """(batch parts, multiply-adds of one GEMM of this call) for a split call."""
         work = x.shape[0] * self.n_in * self.n_out
         return self._batch_parts(x.shape[0], work, LINEAR_SPLIT_MIN), work
 
     def _run(self, x, fn):
-        self._run_bounds(fn, *self._bounds(x))
-
-    def _run_bounds(self, fn, bounds, work):
-        if work is None:
-            fn(0, 0, bounds[0][1])
-        else:
-            _parallel.run(fn, bounds, work)
+        _parallel.run(fn, *self._bounds(x))
 
     def updateOutput(self, input):
         x = self._input(input)
         out = self._buffer("output", (x.shape[0], self.n_out))
         affine, W, b = self.backend.kernels.affine, self.W, self.b
-        self._run(x, lambda i, lo, hi: affine.affine_forward(
-            rows(x, lo, hi), rows(out, lo, hi), W, b))
+        if not self._split_batch:
+            affine.affine_forward(x, out, W, b)
+        else:
+            self._run(x, lambda i, lo, hi: affine.affine_forward(
+                rows(x, lo, hi), rows(out, lo, hi), W, b))
         self.output = out
         return out
 
@@ -85,17 +82,25 @@ class Linear(Module):
         g = self._cast_grad(gradOutput, (x.shape[0], self.n_out))
         gi = self._buffer("gradInput", x.shape)
         affine, W = self.backend.kernels.affine, self.W
-        self._run(x, lambda i, lo, hi: affine.affine_backward_input(
-            rows(g, lo, hi), rows(gi, lo, hi), W))
+        if not self._split_batch:
+            affine.affine_backward_input(g, gi, W)
+        else:
+            self._run(x, lambda i, lo, hi: affine.affine_backward_input(
+                rows(g, lo, hi), rows(gi, lo, hi), W))
         self.gradInput = gi
         return gi
 
     def accGradParameters(self, input, gradOutput):
         x = self._input(input)
         g = self._cast_grad(gradOutput, (x.shape[0], self.n_out))
-        affine, (bounds, work) = self.backend.kernels.affine, self._bounds(x)
+        affine = self.backend.kernels.affine
+        if not self._split_batch:
+            affine.affine_backward_params(x, g, self._raw_grad("gradW"), self._raw_grad("gradb"),
+                                          self._take_accumulate_flag())
+            return
+        bounds, work = self._bounds(x)
         grads = self._param_grad_parts(len(bounds))
-        self._run_bounds(lambda i, lo, hi: affine.affine_backward_params(
+        _parallel.run(lambda i, lo, hi: affine.affine_backward_params(
             rows(x, lo, hi), rows(g, lo, hi), *grads[i]), bounds, work)
         self._sum_param_grad_parts(grads)
 
@@ -113,8 +118,11 @@ class Linear(Module):
         out = act._buffer("output", shape)
         affine, W, b = self.backend.kernels.affine, self.W, self.b
         code, alpha = act._fusable_code, act._alpha_value()
-        self._run(x, lambda i, lo, hi: affine.affine_activation_forward(
-            rows(x, lo, hi), rows(pre, lo, hi), rows(out, lo, hi), W, b, code, alpha))
+        if not self._split_batch:
+            affine.affine_activation_forward(x, pre, out, W, b, code, alpha)
+        else:
+            self._run(x, lambda i, lo, hi: affine.affine_activation_forward(
+                rows(x, lo, hi), rows(pre, lo, hi), rows(out, lo, hi), W, b, code, alpha))
         self.output = pre
         act.output = out
         return out
@@ -127,14 +135,20 @@ class Linear(Module):
         g = act._cast_grad(gradOutput, shape)
         delta = act._buffer("gradInput", shape)
         gi = self._buffer("gradInput", x.shape)
-        affine, W, (bounds, work) = self.backend.kernels.affine, self.W, self._bounds(x)
+        affine, W = self.backend.kernels.affine, self.W
         code, alpha, pre, out = act._fusable_code, act._alpha_value(), self.output, act.output
-        grads = self._param_grad_parts(len(bounds))
-        self._run_bounds(lambda i, lo, hi: affine.affine_activation_backward(
-            rows(x, lo, hi), rows(g, lo, hi), rows(gi, lo, hi), rows(delta, lo, hi),
-            grads[i][0], grads[i][1], rows(pre, lo, hi), rows(out, lo, hi), W, code, alpha,
-            grads[i][2], True), bounds, work)
-        self._sum_param_grad_parts(grads)
+        if not self._split_batch:
+            affine.affine_activation_backward(
+                x, g, gi, delta, self._raw_grad("gradW"), self._raw_grad("gradb"), pre, out, W,
+                code, alpha, self._take_accumulate_flag(), True)
+        else:
+            bounds, work = self._bounds(x)
+            grads = self._param_grad_parts(len(bounds))
+            _parallel.run(lambda i, lo, hi: affine.affine_activation_backward(
+                rows(x, lo, hi), rows(g, lo, hi), rows(gi, lo, hi), rows(delta, lo, hi),
+                grads[i][0], grads[i][1], rows(pre, lo, hi), rows(out, lo, hi), W, code, alpha,
+                grads[i][2], True), bounds, work)
+            self._sum_param_grad_parts(grads)
         act.gradInput = delta
         self.gradInput = gi
         return gi
