@@ -16,8 +16,9 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-_STATE = {"threads": 1, "pool": None, "blas": None}
-_LOCK = threading.Lock()
+_STATE = {"threads": 1, "pool": None, "blas": None, "inside": 0, "saved": None}
+_LOCK = threading.Lock()       # the pool
+_BLAS_LOCK = threading.Lock()  # the BLAS limit, shared by concurrent callers
 
 
 def usable_cpus():
@@ -34,11 +35,32 @@ def set_threads(n):
         pool = _STATE["pool"]
         if pool is not None and pool._max_workers != n - 1:
             pool.shutdown(wait=True)
-            pool = None
-        if n > 1 and pool is None:
-            pool = ThreadPoolExecutor(n - 1, thread_name_prefix="fastnn")
-        _STATE["pool"] = pool
+            _STATE["pool"] = None
         _STATE["threads"] = n
+
+
+def _pool():
+    """The worker threads, started on first use (and again in a forked child)."""
+    with _LOCK:
+        if _STATE["pool"] is None:
+            _STATE["pool"] = ThreadPoolExecutor(_STATE["threads"] - 1,
+                                                thread_name_prefix="fastnn")
+        return _STATE["pool"]
+
+
+def _after_fork_in_child():
+    # a forked child has none of the parent's threads: a pool copied from the parent
+    # would queue work that never runs
+    _STATE["pool"] = None
+    _STATE["inside"] = 0
+    _STATE["saved"] = None
+    global _LOCK, _BLAS_LOCK
+    _LOCK = threading.Lock()
+    _BLAS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def threads():
@@ -87,15 +109,12 @@ def run(fn, bounds, work=None):
         for i, (lo, hi) in enumerate(bounds):
             fn(i, lo, hi)
         return
-    libs = _blas_controllers()
-    saved = [lib.num_threads for lib in libs]
-    for lib in libs:
-        lib.set_num_threads(1)
+    _enter_single_threaded_blas()
     try:
         if len(bounds) == 1:
             fn(0, *bounds[0])
             return
-        pool = _STATE["pool"]
+        pool = _pool()
         futures = [pool.submit(fn, i, lo, hi) for i, (lo, hi) in enumerate(bounds[1:], 1)]
         try:
             fn(0, *bounds[0])
@@ -105,5 +124,25 @@ def run(fn, bounds, work=None):
         for f in futures:
             f.result()
     finally:
-        for lib, n in zip(libs, saved):
-            lib.set_num_threads(n)
+        _leave_single_threaded_blas()
+
+
+def _enter_single_threaded_blas():
+    """Limit BLAS to one thread; the first of concurrent callers saves the limit to
+    restore and the last one restores it."""
+    libs = _blas_controllers()
+    with _BLAS_LOCK:
+        if _STATE["inside"] == 0:
+            _STATE["saved"] = [lib.num_threads for lib in libs]
+            for lib in libs:
+                lib.set_num_threads(1)
+        _STATE["inside"] += 1
+
+
+def _leave_single_threaded_blas():
+    libs = _blas_controllers()
+    with _BLAS_LOCK:
+        _STATE["inside"] -= 1
+        if _STATE["inside"] == 0:
+            for lib, n in zip(libs, _STATE["saved"]):
+                lib.set_num_threads(n)

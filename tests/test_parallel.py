@@ -89,3 +89,51 @@ def test_parts_cover_the_batch(threads):
     assert _parallel.parts(10, work=5, min_work=6) == ((0, 10),)
     threads(1)
     assert _parallel.parts(10) == ((0, 10),)
+
+
+def test_concurrent_callers_restore_the_blas_limit(threads):
+    import threading
+    threads(2)
+    libs = _parallel._blas_controllers()
+    before = [lib.num_threads for lib in libs]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 2, 9, 9)).astype(np.float32)
+    nets = [small_cnn(seed) for seed in range(4)]
+    expected = [net.forward(x).copy() for net in nets]
+    results = [None] * len(nets)
+
+    def work(k):
+        for _ in range(5):
+            results[k] = nets[k].forward(x).copy()
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(len(nets))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    for r, e in zip(results, expected):
+        np.testing.assert_array_equal(r, e)
+    assert [lib.num_threads for lib in libs] == before
+
+
+def _split_forward_in_child(queue):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 2, 9, 9)).astype(np.float32)
+    queue.put(small_cnn().forward(x).sum())
+
+
+def test_a_forked_child_can_split(threads):
+    """The worker threads do not survive fork(): the child starts its own."""
+    import multiprocessing
+    threads(2)
+    rng = np.random.default_rng(4)
+    small_cnn().forward(rng.standard_normal((8, 2, 9, 9)).astype(np.float32))  # pool up
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_split_forward_in_child, args=(queue,))
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung on the split")
+    assert child.exitcode == 0
+    assert np.isfinite(queue.get(timeout=10))
