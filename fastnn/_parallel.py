@@ -6,8 +6,8 @@ on one, and every two-thread GEMM ended in a join that waited whenever the busy 
 took the other core away. So Conv2d, MaxPool2d and Linear split their batch into one
 part per thread and run each part's kernel (``nogil``) in its own thread, with BLAS
 single-threaded meanwhile; parameter gradients are summed from per-part buffers in a
-fixed order, so results do not depend on timing. The small CNN's training step went
-from 78-104 to 64-76 ms at batch 128 (alternating processes; README, "Benchmarks").
+fixed order, so results do not depend on timing. The effect on the small CNN's step:
+``asv run ... -b ablations.BatchSplit`` (figures in the README, "Benchmarks").
 
 Small work stays on one thread: a hand-off costs tens of microseconds.
 ``set_num_threads(n)`` sets both this split and the BLAS pools.
@@ -32,9 +32,8 @@ def set_threads(n):
     """Split heavy kernels over ``n`` threads (1: no splitting)."""
     n = max(1, int(n))
     with _LOCK:
-        pool = _STATE["pool"]
-        if pool is not None and pool._max_workers != n - 1:
-            pool.shutdown(wait=True)
+        if n != _STATE["threads"] and _STATE["pool"] is not None:
+            _STATE["pool"].shutdown(wait=True)  # _pool() starts one of the new size
             _STATE["pool"] = None
         _STATE["threads"] = n
 

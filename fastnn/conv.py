@@ -6,7 +6,6 @@ remembers the arg-max of every window for its backward pass.
 """
 import numpy as np
 
-from . import _parallel
 from ._rng import module_rng
 from .activations import FUSABLE_ACTIVATIONS
 from .module import GradientSlot, Module, rows
@@ -104,7 +103,7 @@ class Conv2d(_Spatial):
         return self._buffer(key, (size,))
 
     def _split(self, x):
-        """Batch parts and a columns scratch for each (see Module._run_parts)."""
+        """Batch parts and a columns scratch for each (see Module._run_split)."""
         bounds = self._batch_parts(x.shape[0])
         return bounds, [self._columns(x, i) for i in range(len(bounds))]
 
@@ -114,7 +113,7 @@ class Conv2d(_Spatial):
         out = self._buffer("output", (x.shape[0], self.n_out, ho, wo))
         conv, W, b, s, p = self.backend.kernels.conv, self.W, self.b, self.stride, self.padding
         bounds, cols = self._split(x)
-        _parallel.run(lambda i, lo, hi: conv.conv2d_forward(
+        self._run_split(lambda i, lo, hi: conv.conv2d_forward(
             rows(x, lo, hi), rows(out, lo, hi), cols[i], W, b, s, p), bounds)
         self.output = out
         return out
@@ -130,7 +129,7 @@ class Conv2d(_Spatial):
         gi = self._buffer("gradInput", x.shape)
         conv, W, s, p = self.backend.kernels.conv, self.W, self.stride, self.padding
         bounds, cols = self._split(x)
-        _parallel.run(lambda i, lo, hi: conv.conv2d_backward_input(
+        self._run_split(lambda i, lo, hi: conv.conv2d_backward_input(
             rows(g, lo, hi), rows(gi, lo, hi), cols[i], W, s, p), bounds)
         self.gradInput = gi
         return gi
@@ -141,7 +140,7 @@ class Conv2d(_Spatial):
         conv, s, p = self.backend.kernels.conv, self.stride, self.padding
         bounds, cols = self._split(x)
         grads = self._param_grad_parts(len(bounds))
-        _parallel.run(lambda i, lo, hi: conv.conv2d_backward_params(
+        self._run_split(lambda i, lo, hi: conv.conv2d_backward_params(
             rows(x, lo, hi), rows(g, lo, hi), grads[i][0], grads[i][1], cols[i], s, p,
             grads[i][2]), bounds)
         self._sum_param_grad_parts(grads)
@@ -160,7 +159,7 @@ class Conv2d(_Spatial):
         conv, W, b, s, p = self.backend.kernels.conv, self.W, self.b, self.stride, self.padding
         code, alpha = act._fusable_code, act._alpha_value()
         bounds, cols = self._split(x)
-        _parallel.run(lambda i, lo, hi: conv.conv2d_activation_forward(
+        self._run_split(lambda i, lo, hi: conv.conv2d_activation_forward(
             rows(x, lo, hi), rows(pre, lo, hi), rows(out, lo, hi), cols[i], W, b, s, p,
             code, alpha), bounds)
         self.output = pre
@@ -179,7 +178,7 @@ class Conv2d(_Spatial):
         code, alpha, pre, out = act._fusable_code, act._alpha_value(), self.output, act.output
         bounds, cols = self._split(x)
         grads = self._param_grad_parts(len(bounds))
-        _parallel.run(lambda i, lo, hi: conv.conv2d_activation_backward(
+        self._run_split(lambda i, lo, hi: conv.conv2d_activation_backward(
             rows(x, lo, hi), rows(g, lo, hi), rows(gi, lo, hi), rows(delta, lo, hi),
             grads[i][0], grads[i][1], cols[i], rows(pre, lo, hi), rows(out, lo, hi), W, s, p,
             code, alpha, grads[i][2], True), bounds)
@@ -232,7 +231,7 @@ class MaxPool2d(_Spatial):
         out = self._buffer("output", shape)
         pool, k, s = self.backend.kernels.pool, self.kernel_size, self.stride
         idx = self._indices(shape)
-        _parallel.run(lambda i, lo, hi: pool.maxpool2d_forward(
+        self._run_split(lambda i, lo, hi: pool.maxpool2d_forward(
             rows(x, lo, hi), rows(out, lo, hi), rows(idx, lo, hi), k, s),
             self._batch_parts(x.shape[0], x.size, POOL_SPLIT_MIN))
         self.output = out
@@ -249,7 +248,7 @@ class MaxPool2d(_Spatial):
         g = self._cast_grad(gradOutput, shape)
         gi = self._buffer("gradInput", x.shape)
         pool, k, s = self.backend.kernels.pool, self.kernel_size, self.stride
-        _parallel.run(lambda i, lo, hi: pool.maxpool2d_backward(
+        self._run_split(lambda i, lo, hi: pool.maxpool2d_backward(
             rows(g, lo, hi), rows(gi, lo, hi), rows(idx, lo, hi), k, s),
             self._batch_parts(x.shape[0], x.size, POOL_SPLIT_MIN))
         self.gradInput = gi

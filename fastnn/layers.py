@@ -3,7 +3,6 @@ ChannelwiseScaling, BatchMeanSubtraction."""
 import numpy as np
 
 from .activations import FUSABLE_ACTIVATIONS
-from . import _parallel
 from .module import GradientSlot, Module, rows
 from ._rng import module_rng
 
@@ -50,7 +49,7 @@ class Linear(Module):
 
     #: Set by a container that holds layers which split their batch (Conv2d, MaxPool2d):
     #: this Linear then splits too. Elsewhere it leaves its GEMMs to BLAS's threads,
-    #: which measured as fast or faster for the MLP (see fastnn/_parallel.py).
+    #: which the MLP's step prefers (asv ``ablations.LinearSplit``).
     _split_batch = False
 
     # Each phase calls its kernel directly unless split: the closure and the slicing
@@ -62,7 +61,7 @@ class Linear(Module):
         return self._batch_parts(x.shape[0], work, LINEAR_SPLIT_MIN), work
 
     def _run(self, x, fn):
-        _parallel.run(fn, *self._bounds(x))
+        self._run_split(fn, *self._bounds(x))
 
     def updateOutput(self, input):
         x = self._input(input)
@@ -100,7 +99,7 @@ class Linear(Module):
             return
         bounds, work = self._bounds(x)
         grads = self._param_grad_parts(len(bounds))
-        _parallel.run(lambda i, lo, hi: affine.affine_backward_params(
+        self._run_split(lambda i, lo, hi: affine.affine_backward_params(
             rows(x, lo, hi), rows(g, lo, hi), *grads[i]), bounds, work)
         self._sum_param_grad_parts(grads)
 
@@ -144,7 +143,7 @@ class Linear(Module):
         else:
             bounds, work = self._bounds(x)
             grads = self._param_grad_parts(len(bounds))
-            _parallel.run(lambda i, lo, hi: affine.affine_activation_backward(
+            self._run_split(lambda i, lo, hi: affine.affine_activation_backward(
                 rows(x, lo, hi), rows(g, lo, hi), rows(gi, lo, hi), rows(delta, lo, hi),
                 grads[i][0], grads[i][1], rows(pre, lo, hi), rows(out, lo, hi), W, code, alpha,
                 grads[i][2], True), bounds, work)

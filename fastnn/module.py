@@ -133,19 +133,20 @@ class Module:
         return not pending
 
     # ---- batch split over fastnn's threads (CPU only; see _parallel.py) ------
-    def _run_parts(self, n, fn, work=None, min_work=0):
-        """fn(part, lo, hi) for each part of a batch of n rows, one part per thread on the
-        CPU (a single part elsewhere, or when ``work`` < ``min_work``). Returns the
-        number of parts."""
-        bounds = ((0, n),) if self.backend is not CPUBackend else _parallel.parts(
-            n, work, min_work)
-        _parallel.run(fn, bounds)
-        return len(bounds)
-
     def _batch_parts(self, n, work=None, min_work=0):
+        """(lo, hi) parts of a batch of n rows: one per fastnn thread on the CPU (a single
+        part elsewhere, or when ``work`` < ``min_work``)."""
         if self.backend is not CPUBackend:
             return ((0, n),)
         return _parallel.parts(n, work, min_work)
+
+    def _run_split(self, fn, bounds, work=None):
+        """fn(part, lo, hi) over ``bounds`` from _batch_parts: on fastnn's threads on the
+        CPU, one direct call on a device (whose kernels never touch the CPU's BLAS)."""
+        if self.backend is not CPUBackend:
+            fn(0, *bounds[0])
+        else:
+            _parallel.run(fn, bounds, work)
 
     def _param_grad_parts(self, count):
         """(gradW, gradb, accumulate) for each of ``count`` parts: part 0 writes the
@@ -165,7 +166,6 @@ class Module:
         for gw, gb, _ in grads[1:]:  # fixed order: the sums do not depend on timing
             gw0 += gw
             gb0 += gb
-
 
     # ---- the protocol -------------------------------------------------------
     def forward(self, input):

@@ -22,6 +22,9 @@ ablation lives in ``optim.py`` (``fused`` vs ``per_array``).
   splitting the batch over fastnn's two threads, BLAS single-threaded inside
   (``split``, the default) vs no split, every GEMM on BLAS's two threads (``blas_threads``,
   ``fastnn._parallel.set_threads(1)``).
+* ``LinearSplit``: the MLP's step with its Linear layers left to BLAS's threads
+  (``blas_threads``, the default outside a net with spatial layers) vs split over fastnn's
+  threads as they are in the CNN (``split``).
 * ``BlasLibrary``: the kernels' GEMMs on numpy's bundled OpenBLAS (``numpy``, the
   default) vs scipy's ``cython_blas`` (``scipy``, ``FASTNN_BLAS=scipy``). The library is
   bound when the kernels load, so each sample is a child process that reports the
@@ -217,6 +220,22 @@ class ConvColumnsChunk:
 
     def time_forward_backward(self, batch, chunk):
         self.forward_backward()
+
+
+class LinearSplit:
+    params = ([128, 1024], ["blas_threads", "split"])
+    param_names = ["batch", "linear"]
+
+    def setup(self, batch, linear):
+        from fastnn import Linear
+        self.t = mlp_trainer(batch)
+        for m in self.t.net._leaves():
+            if isinstance(m, Linear):
+                m.__dict__["_split_batch"] = linear == "split"
+        self.t.step()
+
+    def time_step(self, batch, linear):
+        self.t.step()
 
 
 # A child process times the step: the BLAS library is chosen when the kernels load.
