@@ -7,8 +7,7 @@ which keeps the callers cacheable (ctypes pointers are not).
 
 Which BLAS: numpy's own OpenBLAS when its wheel bundles one (the library ``np.dot``
 already loaded: one thread pool in the process, and here a newer OpenBLAS, 0.3.31
-against scipy's 0.3.30: on one thread its sgemm ran the conv and MLP GEMMs up to 19%
-faster, and paired training steps took 3-13% less; ``ablations.BlasLibrary``); otherwise
+against scipy's 0.3.30, with training steps 6-15% shorter: ``ablations.BlasLibrary``); otherwise
 scipy's ``cython_blas``, the library Numba's ``np.dot`` uses. ``LIBRARY`` says which.
 
 Integer arguments are passed as pointers to int64. numpy's OpenBLAS is ILP64 (64-bit
