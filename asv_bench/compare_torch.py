@@ -25,8 +25,10 @@ What is measured
   (c) start-up, each in a fresh subprocess: import + build the MLP + first training step
       (batch 32): wall time seen by the parent, time inside the child, and the child's
       peak RSS (ru_maxrss from os.wait4, i.e. the children rusage of that one child);
-      fastnn with a warm Numba cache and with an empty one (NUMBA_CACHE_DIR = a fresh
-      temporary folder), and torch (which has no compile cache in eager mode).
+      fastnn with a warm Numba cache, the same with FASTNN_NUMBA_REFRESH=1 (Numba's own
+      loading, which refreshes its whole CPU context first; fastnn skips that), with an
+      empty cache (NUMBA_CACHE_DIR = a fresh temporary folder), and torch (which has no
+      compile cache in eager mode).
 
 How
   Both libraries run in this process on the same data, with 2 threads
@@ -287,6 +289,8 @@ def startup(opts):
     cases = []
     run_child_rusage(FASTNN_FIRST_STEP)  # make sure the default cache is warm
     cases.append(("fastnn, warm Numba cache", FASTNN_FIRST_STEP, None, opts.startup_reps))
+    cases.append(("fastnn, warm, Numba's refresh", FASTNN_FIRST_STEP, "refresh",
+                  opts.startup_reps))
     cases.append(("fastnn, empty Numba cache", FASTNN_FIRST_STEP, "cold",
                   max(1, opts.startup_reps // 2)))
     if not opts.no_torch:
@@ -301,6 +305,8 @@ def startup(opts):
             if cache == "cold":
                 tmp = tempfile.mkdtemp(prefix="fastnn-numba-cold-")
                 env = {"NUMBA_CACHE_DIR": tmp}
+            elif cache == "refresh":  # the ablation of kernels/cpu/_jit.py
+                env = {"FASTNN_NUMBA_REFRESH": "1"}
             try:
                 w, i, m, ru = run_child_rusage(body, env)
             finally:
@@ -316,7 +322,7 @@ def startup(opts):
                "peak_rss_bytes": int(statistics.median(rsss)),
                "ru_maxrss_bytes": int(statistics.median(rus)), "reps": reps}
         results.append(res)
-        print(f"  {label:28s} wall {res['wall_s']:7.3f} s   import->first step done "
+        print(f"  {label:30s} wall {res['wall_s']:7.3f} s   import->first step done "
               f"{res['in_process_s']:7.3f} s   peak RSS {res['peak_rss_bytes'] / 2**20:7.1f} MiB",
               flush=True)
     return results

@@ -120,11 +120,7 @@ class Module:
     def _materialize_zero_grads(self):
         self.__dict__["_grad_zero_pending"] = False
         for g in self._grad_names:
-            arr = self.__dict__["_raw_" + g]
-            if self.backend is CPUBackend:
-                arr.fill(0)
-            else:
-                self.backend.kernels.elementwise.fill(arr, 0.0)
+            self.backend.kernels.elementwise.fill(self.__dict__["_raw_" + g], 0.0)
 
     def _take_accumulate_flag(self):
         """For accGradParameters: False if gradients are lazily zero (overwrite)."""
@@ -433,10 +429,7 @@ class Container(Module):
                 m.zeroGradParameters()
             return
         # one fill over the flat gradient buffer instead of one per array
-        if self.backend is CPUBackend:
-            flat["grads"].fill(0)
-        else:
-            self.backend.kernels.elementwise.fill(flat["grads"], 0.0)
+        self.backend.kernels.elementwise.fill(flat["grads"], 0.0)
         for m, *_ in flat["views"]:
             m.__dict__["_grad_zero_pending"] = False
 

@@ -59,13 +59,11 @@ def rand(rng, shape, dtype, lo=-2.0, hi=2.0):
 # ---- elementwise ----------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fill_and_copy(dtype):
-    from fastnn.kernels.cuda import elementwise
-    a = cuda.device_array((9, 11), dtype)
-    elementwise.fill(a, -1.5)
-    np.testing.assert_array_equal(a.copy_to_host(), np.full((9, 11), -1.5, dtype))
-    src = np.arange(99, dtype=np.float32).reshape(9, 11)
-    elementwise.copy(cuda.to_device(src), a)  # converts float32 -> dtype
-    np.testing.assert_array_equal(a.copy_to_host(), src.astype(dtype))
+    rng = np.random.default_rng(0)
+    check("elementwise", "fill", rand(rng, (9, 11), dtype), -1.5, dtype=dtype)
+    # copy converts float32 -> dtype
+    check("elementwise", "copy", rand(rng, (9, 11), np.float32), rand(rng, (9, 11), dtype),
+          dtype=dtype)
 
 
 # ---- activation -------------------------------------------------------------------

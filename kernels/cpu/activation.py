@@ -3,7 +3,7 @@ fused affine kernels inline. Every branch is written so that NaN propagates
 (``z <= 0`` is False for NaN, so ReLU(NaN) = NaN)."""
 import math
 
-from numba import njit
+from ._jit import njit
 
 NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH = range(7)
 

@@ -1,6 +1,6 @@
 """Affine (fully connected) layer: y = act(x @ W.T + b), GEMMs on BLAS with the
 bias and the activation fused into the pass that touches the output anyway."""
-from numba import njit
+from ._jit import njit
 
 from .activation import (LEAKY_RELU, NONE, RELU, activation_derivative, activation_value,
                          copy_rows)

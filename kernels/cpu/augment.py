@@ -5,7 +5,7 @@ resamples. Pixels that map outside the source image read as 0 (MNIST's backgroun
 """
 import math
 
-from numba import njit
+from ._jit import njit
 
 
 @njit(cache=True, nogil=True)

@@ -3,7 +3,7 @@ mean-only BatchMeanSubtraction. Inputs arrive as (N, C, S) views: S = 1 for 2-D
 input (per feature), S = H*W for NCHW input (per channel)."""
 import math
 
-from numba import njit
+from ._jit import njit
 
 
 @njit(cache=True, nogil=True)

@@ -17,37 +17,18 @@ one compiled (and cached) gemm serves either library.
 """
 import ctypes
 import glob
-import importlib.machinery
-import importlib.util
 import os
 import sys
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import njit, types
+from numba import types
+
+from ._jit import cython_blas_module, njit
 
 _ROUTINES = ("sgemm", "dgemm", "sgemv", "dgemv")
 # ILP64 Fortran names in numpy's scipy-openblas64 wheels, newest first
 _NUMPY_NAME_PATTERNS = ("scipy_{}_64_", "{}_64_", "{}64_")
-
-
-def _cython_blas_module():
-    """scipy.linalg.cython_blas without running scipy/linalg/__init__.py, which
-    imports all of scipy.linalg (about a third of fastnn's start-up time)."""
-    mod = sys.modules.get("scipy.linalg.cython_blas")
-    if mod is not None:
-        return mod
-    import scipy
-    folder = os.path.join(os.path.dirname(scipy.__file__), "linalg")
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = os.path.join(folder, "cython_blas" + suffix)
-        if os.path.exists(path):
-            spec = importlib.util.spec_from_file_location("scipy.linalg.cython_blas", path)
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            return mod
-    import scipy.linalg.cython_blas as mod  # unusual layout: take the slow road
-    return mod
 
 
 def _capsule_address(capsule):
@@ -82,17 +63,10 @@ def _numpy_openblas():
 
 
 def _scipy_openblas():
-    capi = _cython_blas_module().__pyx_capi__
+    capi = cython_blas_module().__pyx_capi__
     return "scipy.linalg.cython_blas", {r: _capsule_address(capi[r]) for r in _ROUTINES}
 
 
-try:
-    # Numba's CPU target imports scipy.linalg.cython_blas when it first compiles or loads
-    # a kernel (to check for BLAS), which runs all of scipy.linalg: loading the one
-    # extension first keeps that off the start-up path whichever BLAS the kernels call.
-    _cython_blas_module()
-except ImportError:
-    pass
 LIBRARY, _addresses = _numpy_openblas() or _scipy_openblas()
 for _name, _address in _addresses.items():
     llvm.add_symbol(f"fastnn_{_name}", _address)

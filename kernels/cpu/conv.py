@@ -51,7 +51,7 @@ or inf in the input can reach more entries of gradWeight than in a direct
 convolution (0 * inf = NaN); finite inputs give exact results.
 """
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 from .activation import (LEAKY_RELU, NONE, RELU, activation_derivative, activation_value,
                          copy_rows)

@@ -8,7 +8,7 @@ for ``np.random.random()`` per element (Mersenne Twister), which was 17% of an M
 training step with two Dropout layers.
 """
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -2,7 +2,7 @@
 gradient buffer (or over one array on the per-array path). Homework semantics:
 SGD-momentum keeps v = momentum * v + lr * g, then p -= v."""
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 
 @njit(cache=True, nogil=True)

@@ -6,7 +6,7 @@ element in row-major window order; NaN counts as the maximum, so a NaN in a wind
 propagates (the last NaN wins, as in torch's CPU kernel).
 """
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 
 @njit(cache=True, nogil=True)

@@ -1,5 +1,5 @@
 """ChannelwiseScaling: y = x * gamma + beta per feature/channel, on (N, C, S) views."""
-from numba import njit
+from ._jit import njit
 
 
 @njit(cache=True, nogil=True)

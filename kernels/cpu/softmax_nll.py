@@ -6,7 +6,7 @@ divides by the batch size. Labels are validated by the caller."""
 import math
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 # classify_scores result codes
 LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES = 0, 1, 2
