@@ -8,6 +8,7 @@ call per array. State keeps the homework's layout (dicts indexed by variable
 number); on the fused path those arrays are views into flat state buffers.
 """
 import math
+from operator import is_
 
 import numpy as np
 
@@ -18,6 +19,20 @@ __all__ = ["sgd_momentum", "adam_optimizer", "SGD", "Adam", "StepDecay", "Expone
 
 
 def _flatten(nested):
+    out = []
+    # fast path for what containers hand out, a list of per-module lists of arrays
+    for item in nested:
+        if not isinstance(item, (list, tuple)):
+            out.append(item)
+            continue
+        for leaf in item:
+            if isinstance(leaf, (list, tuple)):
+                return _flatten_deep(nested)
+            out.append(leaf)
+    return out
+
+
+def _flatten_deep(nested):
     out = []
     stack = [nested]
     while stack:  # iterative: this runs every optimizer step
@@ -42,10 +57,7 @@ def _pairs(variables, gradients, where, state):
     when these are exactly the arrays of the previous step (the fused-path cache)."""
     vs = _flatten(variables)
     gs = _flatten(gradients)
-    cache = state.get("_fused")
-    if cache is not None and len(cache["vs"]) == len(vs) == len(gs) and \
-            all(a is b for a, b in zip(cache["vs"], vs)) and \
-            all(a is b for a, b in zip(cache["gs"], gs)):
+    if _same_as_cached(state, vs, gs):
         return vs, gs
     if _structure(variables) != _structure(gradients):
         raise ValueError(f"{where}: variables and gradients differ in structure or shapes: "
@@ -56,6 +68,13 @@ def _pairs(variables, gradients, where, state):
         if np.dtype(v.dtype).kind != "f":
             raise TypeError(f"{where}: variable #{i} has dtype {v.dtype}; parameters must be floats")
     return vs, gs
+
+
+def _same_as_cached(state, vs, gs):
+    """True if vs and gs are exactly the arrays of the cached fused layout."""
+    cache = state.get("_fused")
+    return cache is not None and len(cache["vs"]) == len(vs) == len(gs) and \
+        all(map(is_, cache["vs"], vs)) and all(map(is_, cache["gs"], gs))
 
 
 def _backend_of(arrays):
@@ -104,10 +123,8 @@ def _device_flat_layout(vs, gs):
 def _fused_state(state, keys, vs, gs, backend):
     """Return the cached fused layout for these exact arrays, building it (and the
     flat state buffers, with per-variable views stored in ``state[key][i]``) once."""
-    cache = state.get("_fused")
-    if cache is not None and len(cache["vs"]) == len(vs) and \
-            all(a is b for a, b in zip(cache["vs"], vs)) and all(a is b for a, b in zip(cache["gs"], gs)):
-        return cache
+    if _same_as_cached(state, vs, gs):
+        return state["_fused"]
     layout = _flat_layout(vs, gs) if backend is CPUBackend else _device_flat_layout(vs, gs)
     if layout is None:
         state.pop("_fused", None)
