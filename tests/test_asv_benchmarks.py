@@ -42,3 +42,12 @@ def test_benchmark_classes_are_well_formed(module):
         for method in methods:
             arity = len(inspect.signature(getattr(cls, method)).parameters) - 1
             assert arity == len(grid), (name, method, arity, len(grid))
+
+
+@pytest.mark.parametrize("module", benchmark_modules(), ids=lambda m: m.__name__)
+def test_module_level_setup_names_are_functions(module):
+    # asv takes any module attribute called setup/teardown, in any case, as a setup
+    # function: a dict named SETUP made it fail every benchmark of the file
+    for name, value in vars(module).items():
+        if name.lower() in ("setup", "teardown", "setup_cache"):
+            assert callable(value), f"{module.__name__}.{name} is not a function"

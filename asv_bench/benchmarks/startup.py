@@ -30,7 +30,7 @@ import os
 os.environ['FASTNN_NUMBA_REFRESH'] = '1'
 """
 
-SETUP = {"warm": "", "warm-refresh": REFRESH_SETUP, "cold": COLD_SETUP}
+CACHE_SETUP = {"warm": "", "warm-refresh": REFRESH_SETUP, "cold": COLD_SETUP}
 
 IMPORT = """
 import fastnn
@@ -86,7 +86,7 @@ class Startup:
         _warm_cache()
 
     def _code(self, numba_cache, stmt):
-        return (stmt, SETUP[numba_cache])
+        return (stmt, CACHE_SETUP[numba_cache])
 
     def timeraw_import(self, numba_cache):
         return self._code(numba_cache, IMPORT)
@@ -95,7 +95,7 @@ class Startup:
         return self._code(numba_cache, FIRST_STEP)
 
     def track_peak_rss_bytes(self, numba_cache):
-        code = SETUP[numba_cache] + FIRST_STEP + PRINT_RSS
+        code = CACHE_SETUP[numba_cache] + FIRST_STEP + PRINT_RSS
         out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                              text=True).stdout
         return int(out.split()[-1])
