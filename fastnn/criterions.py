@@ -10,6 +10,7 @@ __all__ = ["Criterion", "MSECriterion", "ClassNLLCriterion", "ClassNLLCriterionU
            "CrossEntropyCriterion"]
 
 _LOG_PROBABILITIES, _PROBABILITIES, _RAW_SCORES = 0, 1, 2
+_FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
 class Criterion:
@@ -80,9 +81,8 @@ class Criterion:
             elif t.dtype.kind not in "iub":
                 raise TypeError(f"{self!r}: class labels must be integers, got dtype {t.dtype}")
             if n:
-                lo, hi = t.min(), t.max()
-                if lo < 0 or hi >= c:
-                    bad = lo if lo < 0 else hi
+                bad = self._first_bad_label(t, c)
+                if bad is not None:
                     raise ValueError(f"{self!r}: label {bad!r} is out of range for input of shape "
                                      f"{tuple(x.shape)} (labels must lie in [0, {c - 1}])")
             return "index", backend.to_device(t, np.int64)
@@ -95,6 +95,16 @@ class Criterion:
         raise ValueError(f"{self!r}: target must be class labels of shape ({n},) or one-hot rows "
                          f"of shape ({n}, {c}); got shape {t.shape}")
 
+
+    def _first_bad_label(self, t, c):
+        """The first label outside [0, c), or None. Labels are host arrays here (a GPU
+        criterion reads them back first), so the CPU kernel checks them either way."""
+        if t.dtype.kind not in "iu" or not t.flags.c_contiguous:
+            lo, hi = t.min(), t.max()
+            return None if lo >= 0 and hi < c else (lo if lo < 0 else hi).item()
+        res = self._buffer(CPUBackend, "first_bad_label", (1,), np.int64)
+        CPUBackend.kernels.softmax_nll.first_bad_label(t, c, res)
+        return None if res[0] < 0 else t[res[0]].item()
 
     def _dense_target(self, backend, x, target):
         """Target rows of x's shape and dtype: class labels become one-hot rows."""
@@ -152,7 +162,7 @@ class ClassNLLCriterion(Criterion):
         n, c = x.shape
         # float32 rounding even for float64 input: float32 probabilities (every fastnn
         # SoftMax by default) upcast by the caller still sum to 1 only to float32 precision
-        tol = 64 * max(c, 1) * float(np.finfo(np.float32).eps)
+        tol = 64 * max(c, 1) * _FLOAT32_EPS
         backend.kernels.softmax_nll.classify_scores(x, res, tol)
         kind = int(res[0]) if isinstance(res, np.ndarray) else int(res.copy_to_host()[0])
         if kind == _RAW_SCORES:

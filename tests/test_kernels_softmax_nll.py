@@ -170,3 +170,18 @@ def test_classify_scores(dtype):
     p = softmax_ref(x)
     p[3] *= 1.01
     assert kind(p) == K.RAW_SCORES  # one bad row is enough
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_first_bad_label(dtype):
+    result = np.empty(1, np.int64)
+    labels = np.array([0, 2, 1, 2], dtype)
+    K.first_bad_label(labels, 3, result)
+    assert result[0] == -1
+    K.first_bad_label(labels, 2, result)   # 2 is out of range for 2 classes
+    assert result[0] == 1
+    K.first_bad_label(np.zeros(0, dtype), 3, result)
+    assert result[0] == -1
+    if np.dtype(dtype).kind == "i":
+        K.first_bad_label(np.array([0, 1, -1, 5], dtype), 3, result)
+        assert result[0] == 2

@@ -2,7 +2,7 @@
 (cross-entropy on raw scores), NLL on log-probabilities or probabilities, MSE.
 Losses are written into a one-element ``loss`` array (kernels return nothing);
 ``scale`` is 1/batch, applied here because criterions are the only place that
-divides by the batch size. Labels are validated by the caller."""
+divides by the batch size. Labels are validated by the caller (``first_bad_label``)."""
 import math
 
 import numpy as np
@@ -117,6 +117,18 @@ def cross_entropy_dense_backward(target, gradInput, probabilities, scale):
             tsum += target[i, j]
         for j in range(c):
             gradInput[i, j] = (probabilities[i, j] * tsum - target[i, j]) * scale
+
+
+@njit(cache=True, nogil=True)
+def first_bad_label(target, n_classes, result):
+    """result[0] = index of the first class label outside [0, n_classes), or -1. One
+    pass instead of NumPy's min and max: on the criterion's path right after the
+    forward, where the interpreter's caches are cold, those took 30-70 µs."""
+    result[0] = -1
+    for i in range(target.size):
+        if target[i] < 0 or target[i] >= n_classes:
+            result[0] = i
+            return
 
 
 @njit(cache=True, nogil=True)
