@@ -14,7 +14,7 @@ from .backend import CPUBackend, get_backend, is_cuda_object
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-_LAZY_ZERO_GRAD = {"enabled": False}
+_LAZY_ZERO_GRAD = {"enabled": False, "ever": False}
 
 # id(first parameter view) -> (weakref to the container, its flat-buffer record), so the
 # optimizer can find the flat buffers of device arrays, which have no ``.base``.
@@ -40,6 +40,7 @@ def lazy_zero_grad(enabled=True):
     ``zeroGradParameters()`` keep their old values until backward runs, which breaks
     code that edits held gradients (weight decay) before backward."""
     _LAZY_ZERO_GRAD["enabled"] = bool(enabled)
+    _LAZY_ZERO_GRAD["ever"] |= bool(enabled)
 
 
 class GradientSlot:
@@ -256,6 +257,8 @@ class Module:
     def _buffer(self, key, shape):
         """A reusable buffer: same array while the shape and dtype stay the same."""
         buf = self._buffers.get(key)
+        if buf is not None and buf.shape == shape and buf.dtype == self.dtype:
+            return buf  # every step after the first: keep this path short
         if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != self.dtype:
             buf = self.backend.empty(tuple(shape), self.dtype)
             self._buffers[key] = buf
@@ -264,8 +267,13 @@ class Module:
     def _cast_input(self, input):
         """Input as a contiguous array of the module's dtype on its device.
         The result is remembered so that backward on the same input skips the cast."""
-        if input is self._fwd_src and self._fwd_input is not None:
-            return self._fwd_input
+        d = self.__dict__
+        if input is d["_fwd_src"] and d["_fwd_input"] is not None:
+            return d["_fwd_input"]
+        if type(input) is np.ndarray and input.dtype == d["dtype"] and \
+                input.flags.c_contiguous and d["backend"] is CPUBackend:
+            d["_fwd_src"] = d["_fwd_input"] = input  # already what the kernels take
+            return input
         if self.backend is CPUBackend:
             if not isinstance(input, np.ndarray):
                 if is_cuda_object(input):
@@ -280,9 +288,15 @@ class Module:
         return x
 
     def _cast_grad(self, gradOutput, expected_shape):
-        g = self.backend.to_device(gradOutput, self.dtype) if self.backend is not CPUBackend \
-            else np.ascontiguousarray(gradOutput, dtype=self.dtype)
-        if tuple(g.shape) != tuple(expected_shape):
+        d = self.__dict__
+        if d["backend"] is not CPUBackend:
+            g = self.backend.to_device(gradOutput, self.dtype)
+        elif type(gradOutput) is np.ndarray and gradOutput.dtype == d["dtype"] and \
+                gradOutput.flags.c_contiguous:
+            g = gradOutput
+        else:
+            g = np.ascontiguousarray(gradOutput, dtype=self.dtype)
+        if g.shape != expected_shape and tuple(g.shape) != tuple(expected_shape):
             raise ValueError(f"{self!r}: gradOutput has shape {tuple(g.shape)}, expected "
                              f"{tuple(expected_shape)} (the shape of this module's output)")
         return g
@@ -386,7 +400,10 @@ class Container(Module):
                 m._rebind(gn, view_g)
                 views.append((m, pn, view_p, gn, view_g))
                 off += n
-        flat = {"params": flat_p, "grads": flat_g, "views": views}
+        flat = {"params": flat_p, "grads": flat_g, "views": views,
+                # what _flat_is_current compares, with the dict keys spelled out once
+                "checks": [(m.__dict__, pn, vp, "_raw_" + gn, vg)
+                           for m, pn, vp, gn, vg in views]}
         self.__dict__["_flat"] = flat
         if views:
             _FLAT_OWNERS[id(views[0][2])] = (weakref.ref(self), flat)
@@ -395,8 +412,7 @@ class Container(Module):
     @staticmethod
     def _flat_is_current(flat):
         """The leaves still hold the views handed out (no dtype/device move since)."""
-        return all(m.__dict__[pn] is vp and m.__dict__["_raw_" + gn] is vg
-                   for m, pn, vp, gn, vg in flat["views"])
+        return all(d[pn] is vp and d[raw_gn] is vg for d, pn, vp, raw_gn, vg in flat["checks"])
 
     @staticmethod
     def _leaf_backend(leaves):
@@ -410,12 +426,28 @@ class Container(Module):
                 yield m
 
     def getParameters(self):
-        self.flatten_parameters()
-        return self._nested("getParameters")
+        return self._nested_lists("getParameters")
 
     def getGradParameters(self):
-        self.flatten_parameters()
-        return self._nested("getGradParameters")
+        return self._nested_lists("getGradParameters")
+
+    def _nested_lists(self, method):
+        """The children's lists. When every child is a plain fastnn leaf module they are
+        built once per flat buffer and children list (the optimizer asks for them every
+        step) and copied on each call, so that callers may edit them. Lazy zeroing reads
+        gradients through their descriptors, which must run, so it takes the slow path."""
+        flat = self.flatten_parameters()
+        if _LAZY_ZERO_GRAD["ever"]:
+            return self._nested(method)
+        cached = flat.get(method)
+        if cached is None or cached[0] != self.modules:
+            nested = self._nested(method)
+            if not all(type(m).getParameters is Module.getParameters and
+                       type(m).getGradParameters is Module.getGradParameters
+                       for m in self.modules):
+                return nested
+            flat[method] = cached = (list(self.modules), nested)
+        return _copy_lists(cached[1])
 
     def _nested(self, method):
         # children's lists without letting a nested container re-flatten its leaves
@@ -430,8 +462,9 @@ class Container(Module):
             return
         # one fill over the flat gradient buffer instead of one per array
         self.backend.kernels.elementwise.fill(flat["grads"], 0.0)
-        for m, *_ in flat["views"]:
-            m.__dict__["_grad_zero_pending"] = False
+        if _LAZY_ZERO_GRAD["ever"]:  # only lazy zeroing leaves zeros pending
+            for m, *_ in flat["views"]:
+                m.__dict__["_grad_zero_pending"] = False
 
     def train(self):
         self.training = True
@@ -573,6 +606,10 @@ class Sequential(Container):
             child = repr(m).replace("\n", "\n     ")
             lines.append(f"  ({i}) {child}")
         return "\n".join(lines)
+
+
+def _copy_lists(nested):
+    return [_copy_lists(x) if type(x) is list else x for x in nested]
 
 
 def rows(a, lo, hi):

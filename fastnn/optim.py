@@ -53,12 +53,12 @@ def _structure(nested):
 
 
 def _pairs(variables, gradients, where, state):
-    """Flat lists of variables and gradients, validated. The validation is skipped
-    when these are exactly the arrays of the previous step (the fused-path cache)."""
+    """(flat variables, flat gradients, the cached fused layout or None), validated.
+    The validation is skipped when these are exactly the arrays of the cached layout."""
     vs = _flatten(variables)
     gs = _flatten(gradients)
     if _same_as_cached(state, vs, gs):
-        return vs, gs
+        return vs, gs, state["_fused"]
     if _structure(variables) != _structure(gradients):
         raise ValueError(f"{where}: variables and gradients differ in structure or shapes: "
                          f"{_structure(variables)} vs {_structure(gradients)}")
@@ -67,7 +67,7 @@ def _pairs(variables, gradients, where, state):
             raise TypeError(f"{where}: variable #{i} is not an array (got {type(v).__name__})")
         if np.dtype(v.dtype).kind != "f":
             raise TypeError(f"{where}: variable #{i} has dtype {v.dtype}; parameters must be floats")
-    return vs, gs
+    return vs, gs, None
 
 
 def _same_as_cached(state, vs, gs):
@@ -183,11 +183,12 @@ def sgd_momentum(variables, gradients, config, state):
     where = "sgd_momentum"
     lr = _config_value(config, "learning_rate", where)
     momentum = _config_value(config, "momentum", where, 0.0)
-    vs, gs = _pairs(variables, gradients, where, state)
+    vs, gs, fused = _pairs(variables, gradients, where, state)
     state.setdefault("accumulated_grads", {})
     backend = _backend_of(vs)
     kernel = backend.kernels.optim.sgd_momentum_update
-    fused = _fused_state(state, ("accumulated_grads",), vs, gs, backend)
+    if fused is None:
+        fused = _fused_state(state, ("accumulated_grads",), vs, gs, backend)
     if fused is not None:
         t = np.dtype(fused["P"].dtype).type  # scalars in the buffer's dtype keep the loop in float32
         kernel(fused["G"], fused["P"], fused["buffers"]["accumulated_grads"], t(lr), t(momentum))
@@ -209,7 +210,7 @@ def adam_optimizer(variables, gradients, config, state):
     beta1 = _config_value(config, "beta1", where, 0.9)
     beta2 = _config_value(config, "beta2", where, 0.999)
     eps = _config_value(config, "epsilon", where, 1e-8)
-    vs, gs = _pairs(variables, gradients, where, state)
+    vs, gs, fused = _pairs(variables, gradients, where, state)
     state.setdefault("m", {})
     state.setdefault("v", {})
     state["t"] = state.get("t", 0) + 1
@@ -217,7 +218,8 @@ def adam_optimizer(variables, gradients, config, state):
     lr_t = lr * math.sqrt(1 - beta2 ** t_step) / (1 - beta1 ** t_step)
     backend = _backend_of(vs)
     kernel = backend.kernels.optim.adam_update
-    fused = _fused_state(state, ("m", "v"), vs, gs, backend)
+    if fused is None:
+        fused = _fused_state(state, ("m", "v"), vs, gs, backend)
     if fused is not None:
         t = np.dtype(fused["P"].dtype).type
         kernel(fused["G"], fused["P"], fused["buffers"]["m"], fused["buffers"]["v"],

@@ -574,3 +574,53 @@ def test_numba_cache_falls_back_to_a_temp_folder_when_nothing_is_writable(tmp_pa
     # an explicit NUMBA_CACHE_DIR always wins
     assert _cache.fallback_cache_dir(str(kernels), dict(env_none, NUMBA_CACHE_DIR="/x"),
                                      access) is None
+
+
+# ---- the container's cached parameter lists (built once per flat buffer) -------------
+def _ids(nested):
+    return [[id(a) for a in inner] for inner in nested]
+
+
+def test_getParameters_hands_out_fresh_lists_of_the_same_arrays():
+    net = Sequential(Linear(3, 4), ReLU(), Linear(4, 2))
+    first = net.getParameters()
+    first[0].append("mine")
+    first.append(["mine too"])
+    second = net.getParameters()
+    assert len(second) == 3 and len(second[0]) == 2
+    assert _ids(second) == _ids(net.getParameters())
+    assert second[0][0] is net.modules[0].W
+    grads = net.getGradParameters()
+    assert grads[2][1] is net.modules[2].gradb
+
+
+def test_getParameters_follows_changes_to_the_children():
+    net = Sequential(Linear(3, 4), ReLU())
+    net.getParameters()
+    extra = Linear(4, 2)
+    net.add(extra)
+    assert net.getParameters()[2][0] is extra.W
+    other = Linear(3, 4)
+    net.modules[0] = other                       # edited in place, not through add()
+    assert net.getParameters()[0][0] is other.W
+    net.remove(2)
+    assert len(net.getGradParameters()) == 2
+    inner = Sequential(Linear(2, 2))
+    outer = Sequential(Linear(2, 2), inner)
+    outer.getParameters()
+    inner.add(Linear(2, 3))
+    assert outer.getParameters()[1][1][0] is inner.modules[1].W
+
+
+def test_getParameters_calls_a_subclass_override_each_time():
+    class Counting(Linear):
+        calls = 0
+
+        def getParameters(self):
+            Counting.calls += 1
+            return super().getParameters()
+
+    net = Sequential(Counting(2, 2), ReLU())
+    net.getParameters()
+    net.getParameters()
+    assert Counting.calls >= 2
