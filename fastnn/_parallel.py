@@ -14,7 +14,6 @@ Small work stays on one thread: a hand-off costs tens of microseconds.
 """
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 _STATE = {"threads": 1, "pool": None, "blas": None, "inside": 0, "saved": None}
 _LOCK = threading.Lock()       # the pool
@@ -42,6 +41,8 @@ def _pool():
     """The worker threads, started on first use (and again in a forked child)."""
     with _LOCK:
         if _STATE["pool"] is None:
+            # imported here: 10 ms of every start-up, and a pure MLP never splits
+            from concurrent.futures import ThreadPoolExecutor
             _STATE["pool"] = ThreadPoolExecutor(_STATE["threads"] - 1,
                                                 thread_name_prefix="fastnn")
         return _STATE["pool"]
