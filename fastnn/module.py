@@ -257,12 +257,19 @@ class Module:
     def _buffer(self, key, shape):
         """A reusable buffer: same array while the shape and dtype stay the same."""
         buf = self._buffers.get(key)
-        if buf is not None and buf.shape == shape and buf.dtype == self.dtype:
-            return buf  # every step after the first: keep this path short
-        if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != self.dtype:
+        # the short test first: it decides every step after the first
+        if buf is None or buf.dtype != self.dtype or (
+                buf.shape != shape and tuple(buf.shape) != tuple(shape)):
             buf = self.backend.empty(tuple(shape), self.dtype)
             self._buffers[key] = buf
         return buf
+
+    def _kernel_ready(self, a):
+        """A CPU module's kernels take ``a`` as it is: a C-contiguous ndarray of the
+        module's dtype (the common case, tested first and cheaply)."""
+        d = self.__dict__
+        return type(a) is np.ndarray and a.dtype == d["dtype"] and a.flags.c_contiguous \
+            and d["backend"] is CPUBackend
 
     def _cast_input(self, input):
         """Input as a contiguous array of the module's dtype on its device.
@@ -270,9 +277,8 @@ class Module:
         d = self.__dict__
         if input is d["_fwd_src"] and d["_fwd_input"] is not None:
             return d["_fwd_input"]
-        if type(input) is np.ndarray and input.dtype == d["dtype"] and \
-                input.flags.c_contiguous and d["backend"] is CPUBackend:
-            d["_fwd_src"] = d["_fwd_input"] = input  # already what the kernels take
+        if self._kernel_ready(input):
+            d["_fwd_src"] = d["_fwd_input"] = input
             return input
         if self.backend is CPUBackend:
             if not isinstance(input, np.ndarray):
@@ -283,17 +289,15 @@ class Module:
             if input.dtype.kind not in "fiub":
                 raise TypeError(f"{self!r}: input must be real numbers, got dtype {input.dtype}")
         x = self.backend.to_device(input, self.dtype)
-        self.__dict__["_fwd_src"] = input
-        self.__dict__["_fwd_input"] = x
+        d["_fwd_src"] = input
+        d["_fwd_input"] = x
         return x
 
     def _cast_grad(self, gradOutput, expected_shape):
-        d = self.__dict__
-        if d["backend"] is not CPUBackend:
-            g = self.backend.to_device(gradOutput, self.dtype)
-        elif type(gradOutput) is np.ndarray and gradOutput.dtype == d["dtype"] and \
-                gradOutput.flags.c_contiguous:
+        if self._kernel_ready(gradOutput):
             g = gradOutput
+        elif self.backend is not CPUBackend:
+            g = self.backend.to_device(gradOutput, self.dtype)
         else:
             g = np.ascontiguousarray(gradOutput, dtype=self.dtype)
         if g.shape != expected_shape and tuple(g.shape) != tuple(expected_shape):

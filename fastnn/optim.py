@@ -19,6 +19,8 @@ __all__ = ["sgd_momentum", "adam_optimizer", "SGD", "Adam", "StepDecay", "Expone
 
 
 def _flatten(nested):
+    if not isinstance(nested, (list, tuple)):
+        return [nested]  # one bare array is one variable
     out = []
     # fast path for what containers hand out, a list of per-module lists of arrays
     for item in nested:
@@ -121,10 +123,9 @@ def _device_flat_layout(vs, gs):
 
 
 def _fused_state(state, keys, vs, gs, backend):
-    """Return the cached fused layout for these exact arrays, building it (and the
-    flat state buffers, with per-variable views stored in ``state[key][i]``) once."""
-    if _same_as_cached(state, vs, gs):
-        return state["_fused"]
+    """Build the fused layout for these arrays (when ``_pairs`` found no cached one for
+    them) and the flat state buffers, with per-variable views stored in
+    ``state[key][i]``; None when the arrays do not tile one flat buffer."""
     layout = _flat_layout(vs, gs) if backend is CPUBackend else _device_flat_layout(vs, gs)
     if layout is None:
         state.pop("_fused", None)

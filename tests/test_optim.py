@@ -211,3 +211,14 @@ def test_other_schedules():
     c = CosineDecay(1.0, 10)
     assert c(0) == pytest.approx(1.0) and c(10) == pytest.approx(0.0) and c(5) == pytest.approx(0.5)
     assert c(20) == pytest.approx(0.0)
+
+
+def test_a_bare_array_is_one_variable():
+    # not a list: one variable, whose momentum the state keeps whole under index 0
+    p = np.ones((2, 3), np.float32)
+    g = np.full((2, 3), 2.0, np.float32)
+    state = {}
+    sgd_momentum(p, g, {"learning_rate": 0.1, "momentum": 0.9}, state)
+    np.testing.assert_allclose(p, 0.8)
+    assert list(state["accumulated_grads"]) == [0]
+    assert state["accumulated_grads"][0].shape == (2, 3)

@@ -1,6 +1,7 @@
 """Elementwise helpers: fill and (dtype-converting) copy, the CPU twins of
-``kernels/cuda/elementwise.py``. A Numba loop becomes a plain memset/memcpy: zeroing
-the MLP's 2.3 MB flat gradient buffer took 54 µs against 100 µs for ``ndarray.fill``."""
+``kernels/cuda/elementwise.py``. A Numba loop becomes a plain memset: zeroing the MLP's
+2.3 MB flat gradient buffer is about 1.7x faster than ``ndarray.fill`` (asv
+``elementwise.Fill``)."""
 from ._jit import njit
 
 
