@@ -81,7 +81,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     opts = p.parse_args(argv)
     import fastnn
-    from fastnn import _parallel
+    from fastnn._runtime import parallel as _parallel
     from fastnn.backend import CPUBackend
     threads_before = _parallel.threads()
     limiter = fastnn.set_num_threads(opts.threads)

@@ -4,11 +4,11 @@ criterions, functional optimizers) with Numba kernels and numba.cuda twins.
 ``from fastnn import *`` gives the homework API. Nothing is compiled at import:
 kernels compile (or load from Numba's cache) on first use.
 """
-from . import _cache, _exit
+from ._runtime import cache as _cache, exit as _exit
 _cache.configure()  # before anything imports Numba
-from ._threads import configure_from_env as _configure_threads
-from ._threads import set_num_threads
-from ._rng import manual_seed
+from ._runtime.threads import configure_from_env as _configure_threads
+from ._runtime.threads import set_num_threads
+from ._runtime.rng import manual_seed
 from .backend import cuda_available, to_numpy
 from .module import Module, Container, Sequential, lazy_zero_grad
 from .layers import (Linear, Dropout, BatchNormalization, ChannelwiseScaling,
@@ -19,7 +19,7 @@ from .criterions import (Criterion, MSECriterion, ClassNLLCriterion, ClassNLLCri
 from .optim import sgd_momentum, adam_optimizer
 from .gradcheck import gradcheck, gradcheck_criterion
 from . import optim
-from .training import (fit, History, TrainingDiverged, save_checkpoint, load_checkpoint,
+from .train import (fit, History, TrainingDiverged, save_checkpoint, load_checkpoint,
                        save_parameters, load_parameters)
 
 from .conv import Conv2d, MaxPool2d, Flatten

@@ -6,9 +6,10 @@ from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "SoftPlus", "Sigmoid", "Tanh", "SoftMax", "LogSoftMax"]
 
-# codes shared with kernels/cpu/activation.py (kept literal so importing fastnn
-# does not import the kernels)
-_NONE, _RELU, _LEAKY_RELU, _ELU, _SOFTPLUS, _SIGMOID, _TANH = range(7)
+# codes shared with the kernels; kernels/codes.py imports no numba
+from .kernels.codes import (NONE as _NONE, RELU as _RELU, LEAKY_RELU as _LEAKY_RELU,
+                           ELU as _ELU, SOFTPLUS as _SOFTPLUS, SIGMOID as _SIGMOID,
+                           TANH as _TANH)
 
 
 class _Elementwise(Module):

@@ -6,7 +6,7 @@ remembers the arg-max of every window for its backward pass.
 """
 import numpy as np
 
-from ._rng import module_rng
+from ._runtime.rng import module_rng
 from .activations import FUSABLE_ACTIVATIONS
 from .module import GradientSlot, Module, rows
 
@@ -26,7 +26,7 @@ def _check_int(owner, name, value, minimum):
 class _Spatial(Module):
     """Shared input checks for modules that take (N, C, H, W) batches."""
 
-    #: Conv2d and MaxPool2d split their batch over fastnn's threads (fastnn/_parallel.py).
+    #: Conv2d and MaxPool2d split their batch over fastnn's threads (fastnn/_runtime/parallel.py).
     _always_splits_batch = True
 
     def _input4d(self, input):

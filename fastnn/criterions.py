@@ -9,7 +9,8 @@ from .backend import CPUBackend, is_cuda_object, to_numpy
 __all__ = ["Criterion", "MSECriterion", "ClassNLLCriterion", "ClassNLLCriterionUnstable",
            "CrossEntropyCriterion"]
 
-_LOG_PROBABILITIES, _PROBABILITIES, _RAW_SCORES = 0, 1, 2
+from .kernels.codes import (LOG_PROBABILITIES as _LOG_PROBABILITIES,
+                           PROBABILITIES as _PROBABILITIES, RAW_SCORES as _RAW_SCORES)
 _FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from .activations import FUSABLE_ACTIVATIONS
 from .module import GradientSlot, Module, rows
-from ._rng import module_rng
+from ._runtime.rng import module_rng
 
 __all__ = ["Linear", "Dropout", "BatchNormalization", "ChannelwiseScaling",
            "BatchMeanSubtraction"]

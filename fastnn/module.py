@@ -8,7 +8,7 @@ import weakref
 
 import numpy as np
 
-from . import _parallel
+from ._runtime import parallel as _parallel
 from .backend import CPUBackend, get_backend, is_cuda_object
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -210,6 +210,16 @@ class Module:
         return self
 
     # ---- dtype and device -----------------------------------------------------
+    def leaves(self):
+        """The modules that hold parameters and state: ``[self]`` for a layer, every
+        descendant layer for a container.
+
+        Returns
+        -------
+        list of Module
+        """
+        return [self]
+
     def _convert_arrays(self, convert):
         names = self._param_names + self._state_names
         for n in names:
@@ -422,12 +432,21 @@ class Container(Module):
     def _leaf_backend(leaves):
         return leaves[0].backend if leaves else CPUBackend
 
-    def _leaves(self):
+    def leaves(self):
+        """Every descendant that is not a container, in order (Torch7's ``listModules``
+        without the containers): the modules that hold parameters and state.
+
+        Returns
+        -------
+        list of Module
+        """
+        out = []
         for m in self.modules:
-            if isinstance(m, Container):
-                yield from m._leaves()
-            else:
-                yield m
+            out.extend(m.leaves())
+        return out
+
+    def _leaves(self):
+        return iter(self.leaves())
 
     def getParameters(self):
         return self._nested_lists("getParameters")

@@ -12,12 +12,18 @@ import glob
 import hashlib
 import os
 
+from ._files import atomic_write
+
 STAMP = "fastnn-sources.sha256"
 
 
 def sources_digest(folder):
+    """Digest of the folder's sources and of ``kernels/codes.py``, whose constants Numba
+    compiles into the kernels as literals."""
     h = hashlib.sha256()
-    for path in sorted(glob.glob(os.path.join(folder, "*.py"))):
+    shared = os.path.join(os.path.dirname(os.path.abspath(folder)), "codes.py")
+    paths = sorted(glob.glob(os.path.join(folder, "*.py")))
+    for path in paths + ([shared] if os.path.exists(shared) else []):
         h.update(os.path.basename(path).encode())
         with open(path, "rb") as f:
             h.update(f.read())
@@ -60,9 +66,7 @@ def drop_stale_cache(folder):
                     os.remove(path)
                 except OSError:
                     pass
-        tmp = f"{stamp}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
+        with atomic_write(stamp, "w") as f:  # a concurrent reader sees old or new digest
             f.write(digest + "\n")
-        os.replace(tmp, stamp)  # atomic: a concurrent reader sees the old or the new digest
     except Exception:  # noqa: BLE001  (Numba internals moved, a read-only folder, ...)
         pass

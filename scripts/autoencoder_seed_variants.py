@@ -25,8 +25,9 @@ import sys
 import numpy as np
 
 import fastnn as nn
-from fastnn import cli
-from fastnn.training import evaluate, fit
+from fastnn import models
+from fastnn.cli import common, main as cli_main
+from fastnn.train import evaluate, fit
 
 
 def seed_of(tokens):
@@ -34,10 +35,10 @@ def seed_of(tokens):
 
 
 def build(tokens, X_tr):
-    """The seed net with each token's change, through the CLI's own ``autoencoder_net``."""
+    """The seed net with each token's change, through ``fastnn.models.autoencoder``."""
     nn.manual_seed(seed_of(tokens))
     hidden = next((float(t[3:]) for t in tokens if t.startswith("hid")), 1.0)
-    net = cli.autoencoder_net("seed", X_tr.mean(axis=0) if "biasinit" in tokens else None,
+    net = models.autoencoder("seed", X_tr.mean(axis=0) if "biasinit" in tokens else None,
                               hidden_scale=hidden,
                               output_scale=0.1 if "small" in tokens else 1.0)
     if "inbn" in tokens:
@@ -61,9 +62,9 @@ def recalibrate(net, X, batch_size=256, seed=0):
 
 
 def main(variants):
-    args = cli.build_parser().parse_args(["train", "mnist", "--model", "autoencoder",
+    args = cli_main.build_parser().parse_args(["train", "mnist", "--model", "autoencoder",
                                           "--recipe", "seed", "--no-progress"])
-    X_tr, _, X_val, _, Xt, _ = cli._split(args)
+    X_tr, _, X_val, _, Xt, _ = common._split(args)
     crit = nn.MSECriterion()
     for variant in variants:
         tokens = set(variant.split("+"))
@@ -74,7 +75,7 @@ def main(variants):
         net = build(tokens, X_tr)
         fit(net, crit, X_tr, None, optimizer="sgd",
             config={"learning_rate": 0.1, "momentum": momentum}, epochs=9, batch_size=256,
-            schedule=cli._schedule("step3", 0.1, 9), X_val=X_val, metric=None,
+            schedule=common._schedule("step3", 0.1, 9), X_val=X_val, metric=None,
             seed=seed_of(tokens),
             progress=False, log=lambda *a: None)
         print(f"{variant}: test reconstruction {evaluate(net, crit, Xt, None, metric=None)[0]:.2f}",

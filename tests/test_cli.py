@@ -49,7 +49,7 @@ def test_missing_mnist_is_one_clear_line(tmp_path, monkeypatch, capsys):
 
 def test_failed_download_is_one_clear_line(tmp_path, monkeypatch, capsys):
     """The default downloads; when every mirror fails the error stays one line and says why."""
-    from fastnn import datasets
+    from fastnn.data import mnist as datasets
     monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "nothing"))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setattr(datasets, "MIRRORS", ["http://127.0.0.1:9/"])  # closed port: fails fast
@@ -101,7 +101,7 @@ def test_train_autoencoder_seed_recipe(tmp_path, capsys):
 
 
 def test_autoencoder_can_start_at_the_mean_image():
-    from fastnn.cli import autoencoder_net
+    from fastnn.models import autoencoder as autoencoder_net
     rng = np.random.default_rng(0)
     mean = rng.uniform(0.0, 1.0, 784)
     mean[:50] = 0.0  # black border pixels: the logit is clipped, not -inf

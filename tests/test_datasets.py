@@ -17,7 +17,7 @@ import threading
 import numpy as np
 import pytest
 
-from fastnn import datasets
+from fastnn.data import mnist as datasets
 from fastnn.datasets import (
     BatchIterator, affine_params, augment_batch, iterate_minibatches, load_mnist,
     read_idx, search_dirs, train_val_split,

@@ -32,7 +32,7 @@ def test_kernels_are_cached_and_keep_strict_math(path):
         tree = ast.parse(f.read())
     for name, keywords in _njit_decorators(tree):
         assert "cache" in keywords and keywords["cache"].value is True, name
-        # fastnn's batch split runs kernels in two threads at once (fastnn/_parallel.py)
+        # fastnn's batch split runs kernels in two threads at once (fastnn/_runtime/parallel.py)
         assert "nogil" in keywords and keywords["nogil"].value is True, name
         assert "fastmath" not in keywords, name
         assert "parallel" not in keywords, name

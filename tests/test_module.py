@@ -529,7 +529,7 @@ def test_fast_exit_freezes_the_collector_only_with_numba_loaded(monkeypatch):
     import gc
     import sys
 
-    from fastnn import _exit
+    from fastnn._runtime import exit as _exit
     registered = []
     _exit.install(environ={}, register=registered.append)
     assert registered == [_exit.freeze_if_numba_loaded]
@@ -551,7 +551,7 @@ def test_fast_exit_freezes_the_collector_only_with_numba_loaded(monkeypatch):
 def test_numba_cache_falls_back_to_a_temp_folder_when_nothing_is_writable(tmp_path):
     """A read-only install and an unwritable home would make @njit(cache=True) raise at
     import; fastnn points NUMBA_CACHE_DIR at a per-user temp folder instead."""
-    from fastnn import _cache
+    from fastnn._runtime import cache as _cache
     kernels = tmp_path / "site" / "fastnn" / "kernels" / "cpu"
     kernels.mkdir(parents=True)
     home = tmp_path / "home"

@@ -1,4 +1,4 @@
-"""fastnn/_parallel.py: Conv2d, MaxPool2d (and Linear inside a net with them) split their
+"""fastnn/_runtime/parallel.py: Conv2d, MaxPool2d (and Linear inside a net with them) split their
 batch over fastnn's threads. The split must not change results beyond the rounding of
 the parameter-gradient sums, must re-raise a part's error, and must restore BLAS."""
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 
 import fastnn
 from fastnn import (Conv2d, CrossEntropyCriterion, Flatten, Linear, LogSoftMax, MaxPool2d,
-                    ReLU, Sequential, _parallel)
+                    ReLU, Sequential)
+from fastnn._runtime import parallel as _parallel
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ def _module():
 
 
 def test_phases_and_their_python_share(capsys):
-    from fastnn import _parallel
+    from fastnn._runtime import parallel as _parallel
     from fastnn.backend import CPUBackend
     before = {f: getattr(CPUBackend.kernels, f) for f in ("affine", "optim", "softmax_nll")}
     threads = _parallel.threads()

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import fastnn as nn
-from fastnn import training
+from fastnn.train import checkpoint as training
 from fastnn.datasets import augment_batch
 from fastnn.optim import SGD, Adam, StepDecay
-from fastnn.training import (History, TrainingDiverged, evaluate, fit, load_checkpoint,
+from fastnn.train import (History, TrainingDiverged, evaluate, fit, load_checkpoint,
                              load_parameters, predict, save_checkpoint, save_parameters)
 
 HAVE_CONV = hasattr(nn, "Conv2d")
@@ -49,7 +49,7 @@ def mlp(d=20, classes=4, hidden=32, dropout=0.0, bn=False, seed=0):
 
 def weights(net):
     """Copies of every parameter and moving statistic, in a fixed order."""
-    return [None if a is None else np.array(a) for _, m, _, name in training._module_arrays(net)
+    return [None if a is None else np.array(a) for _, m, _, name in training.module_arrays(net)
             for a in [m.__dict__.get(name)]]
 
 

@@ -21,7 +21,7 @@ ablation lives in ``optim.py`` (``fused`` vs ``per_array``).
 * ``BatchSplit``: the small CNN's step with Conv2d, MaxPool2d and its Linear layers
   splitting the batch over fastnn's two threads, BLAS single-threaded inside
   (``split``, the default) vs no split, every GEMM on BLAS's two threads (``blas_threads``,
-  ``fastnn._parallel.set_threads(1)``).
+  ``fastnn._runtime.parallel.set_threads(1)``).
 * ``LinearSplit``: the MLP's step with its Linear layers left to BLAS's threads
   (``blas_threads``, the default outside a net with spatial layers) vs split over fastnn's
   threads as they are in the CNN (``split``).
@@ -51,7 +51,7 @@ class BufferReuse:
 
     def setup(self, batch, buffers):
         self.t = mlp_trainer(batch)
-        self.leaves = list(self.t.net._leaves())
+        self.leaves = list(self.t.net.leaves())
         self.run_step = self.t.step if buffers == "reused" else self._fresh_step
         self.run_forward = self.t.net.forward if buffers == "reused" else self._fresh_forward
         self.run_step()
@@ -229,7 +229,7 @@ class LinearSplit:
     def setup(self, batch, linear):
         from fastnn import Linear
         self.t = mlp_trainer(batch)
-        for m in self.t.net._leaves():
+        for m in self.t.net.leaves():
             if isinstance(m, Linear):
                 m.__dict__["_split_batch"] = linear == "split"
         self.t.step()
@@ -285,14 +285,14 @@ class BatchSplit:
     timeout = 300
 
     def setup(self, batch, threads):
-        from fastnn import _parallel
+        from fastnn._runtime import parallel as _parallel
         self.saved = _parallel.threads()
         _parallel.set_threads(2 if threads == "split" else 1)
         self.t = cnn_trainer(batch)
         self.t.step()
 
     def teardown(self, batch, threads):
-        from fastnn import _parallel
+        from fastnn._runtime import parallel as _parallel
         _parallel.set_threads(self.saved)
 
     def time_step(self, batch, threads):

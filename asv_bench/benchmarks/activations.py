@@ -3,10 +3,12 @@ import numpy as np
 
 import fastnn
 
+from fastnn.kernels import codes
+
 from .common import rng
 
-# codes of fastnn.kernels.cpu.activation (literal so this module imports nothing compiled)
-CODES = {"relu": 1, "leaky_relu": 2, "elu": 3, "softplus": 4, "sigmoid": 5, "tanh": 6}
+CODES = {"relu": codes.RELU, "leaky_relu": codes.LEAKY_RELU, "elu": codes.ELU,
+         "softplus": codes.SOFTPLUS, "sigmoid": codes.SIGMOID, "tanh": codes.TANH}
 MODULES = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU", "softplus": "SoftPlus",
            "sigmoid": "Sigmoid", "tanh": "Tanh"}
 SIZES = ["128x500", "1024x500"]

@@ -9,7 +9,7 @@ from fastnn import Linear, ReLU
 
 from .common import MLP_BATCHES, rng, seed
 
-RELU = 1  # fastnn.kernels.cpu.activation.RELU
+from fastnn.kernels.codes import RELU
 SHAPES = ["784x500", "100x10"]
 
 

@@ -5,7 +5,7 @@ import math
 
 from ._jit import njit
 
-NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH = range(7)
+from ..codes import NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH  # noqa: F401
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -9,7 +9,7 @@ import numpy as np
 from ._jit import njit
 
 # classify_scores result codes
-LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES = 0, 1, 2
+from ..codes import LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES  # noqa: F401
 
 
 @njit(cache=True, nogil=True, inline="always")

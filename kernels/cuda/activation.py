@@ -7,7 +7,7 @@ from numba import cuda
 
 from . import config
 
-NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH = range(7)
+from ..codes import NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH  # noqa: F401
 
 
 @cuda.jit(device=True)

@@ -41,7 +41,7 @@ def seed(value):
 
 
 def _manual_seed_generator():
-    from fastnn import _rng
+    from fastnn._runtime import rng as _rng
     return _rng._state.get("rng")
 
 

@@ -13,7 +13,7 @@ from numba import cuda, float64
 from . import config
 from ._reduce import SHARED, block_sum
 
-LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES = 0, 1, 2
+from ..codes import LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES  # noqa: F401
 
 
 def _rows(n):

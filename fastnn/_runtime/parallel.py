@@ -81,7 +81,7 @@ def _blas_controllers():
     """threadpoolctl controllers of the BLAS the kernels call (found once)."""
     if _STATE["blas"] is None:
         from threadpoolctl import ThreadpoolController
-        from .kernels.cpu import blas
+        from ..kernels.cpu import blas
         libs = [c for c in ThreadpoolController().lib_controllers
                 if c.user_api == "blas" and os.path.realpath(c.filepath) == blas.LIBRARY]
         if not libs:  # scipy's fallback (LIBRARY names the module): limit every BLAS

@@ -1,11 +1,11 @@
 """Threads: fastnn splits the batch of its heavy CPU kernels over its own threads
-(``fastnn/_parallel.py``; BLAS runs single-threaded inside those calls) and leaves every
+(``fastnn/_runtime/parallel.py``; BLAS runs single-threaded inside those calls) and leaves every
 other GEMM to BLAS's threads. The kernels never use Numba's ``parallel=True``: its
 thread pool and OpenBLAS's only fight on a 2-core machine.
 """
 import os
 
-from . import _parallel
+from . import parallel as _parallel
 
 
 def set_num_threads(n):
@@ -14,7 +14,7 @@ def set_num_threads(n):
     threadpoolctl only sees libraries that are already loaded). Returns threadpoolctl's
     limiter, whose ``restore_original_limits()`` restores the BLAS pools."""
     from threadpoolctl import threadpool_limits
-    from .kernels.cpu import blas  # noqa: F401  loads the kernels' BLAS
+    from ..kernels.cpu import blas  # noqa: F401  loads the kernels' BLAS
     _parallel.set_threads(n)
     return threadpool_limits(limits=int(n), user_api="blas")
 

@@ -8,7 +8,7 @@ _state = {"rng": np.random.default_rng()}
 def manual_seed(seed):
     """Seed parameter initialisation and dropout, for reproducible runs."""
     _state["rng"] = np.random.default_rng(seed)
-    from .kernels.cpu import dropout
+    from ..kernels.cpu import dropout
     dropout.seed(int(seed) % (2 ** 32))
 
 

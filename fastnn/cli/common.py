@@ -1,0 +1,113 @@
+"""What the CLI's commands share: the one-line error, loading and splitting MNIST, output
+paths and the training recipes' pieces (schedule, augmentation, checkpoint paths)."""
+import json
+import os
+
+import numpy as np
+
+from ..kernels._files import atomic_write
+
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A one-line error for the user; ``main`` prints it and exits with ``code``."""
+
+    def __init__(self, message, code=EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def _shorten(text, limit):
+    """``text`` cut at a word boundary to at most ``limit`` characters, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[:limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+def _load_mnist(args, flatten=True):
+    from ..data import load_mnist, search_dirs
+    try:
+        return load_mnist(root=args.data, download=args.download, flatten=flatten,
+                          progress=args.progress)
+    except FileNotFoundError as exc:
+        looked = ", ".join(search_dirs(args.data))
+        failed = getattr(exc, "download_error", None)
+        why = (f"; downloading failed ({_shorten(' '.join(str(failed).split()), 300)})" if failed
+               else "; downloading is off (--no-download)" if not args.download else "")
+        raise CLIError(f"MNIST not found (looked in {looked}){why}; set FASTNN_DATA to a "
+                       f"folder that holds mnist/ with the four IDX files (e.g. "
+                       f"FASTNN_DATA=../shared/data) or pass --data DIR")
+
+
+def _split(args, flatten=True, val_size=5000):
+    """Train/validation (55k/5k, seeded) and test arrays, cut by the hidden
+    --limit-train/--limit-test options."""
+    from ..data import train_val_split
+    X, y, Xt, yt = _load_mnist(args, flatten)
+    X_tr, y_tr, X_val, y_val = train_val_split(X, y, val_size=val_size, seed=0)
+    if args.limit_train:
+        n = int(args.limit_train)
+        X_tr, y_tr = X_tr[:n], y_tr[:n]
+        m = min(len(X_val), max(n // 5, 200))
+        X_val, y_val = X_val[:m], y_val[:m]
+    if args.limit_test:
+        Xt, yt = Xt[:int(args.limit_test)], yt[:int(args.limit_test)]
+    return X_tr, y_tr, X_val, y_val, Xt, yt
+
+
+def _out_path(args, name):
+    if not args.out:
+        return None
+    os.makedirs(args.out, exist_ok=True)
+    return os.path.join(args.out, name)
+
+
+def _write_json(path, obj):
+    if path is None:
+        return
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=1)
+
+
+def _count_params(net):
+    return int(sum(np.size(p) for p in _flat_list(net.getParameters())))
+
+
+def _flat_list(nested):
+    if isinstance(nested, (list, tuple)):
+        return [a for item in nested for a in _flat_list(item)]
+    return [nested]
+
+
+def _pick(value, default):
+    return default if value is None else value
+
+
+def _schedule(kind, lr, epochs):
+    from ..optim import CosineDecay, StepDecay
+    if kind == "cosine":
+        return CosineDecay(lr, total_epochs=epochs, min_lr=lr * 0.01)
+    if kind == "step3":
+        return StepDecay(lr, step_size=3, gamma=0.5)
+    return None
+
+
+def _augmenter(settings):
+    if not settings:
+        return None
+    from ..data import augment_batch
+
+    def augment(xb, rng):
+        return augment_batch(xb, rng=rng, **settings)
+    return augment
+
+
+def _checkpoint_args(args, name):
+    ckpt = _out_path(args, name + ".npz")
+    resume = ckpt if (args.resume and ckpt and os.path.exists(ckpt)) else None
+    if args.resume and resume is None:
+        print(f"--resume: no checkpoint {ckpt} yet, starting from scratch"
+              if ckpt else "--resume needs --out DIR (where the checkpoint is)")
+    return ckpt, resume

@@ -1,0 +1,368 @@
+"""MNIST: find, download, verify and load the four IDX files.
+
+Where the files are looked for, in order:
+  1. ``root`` (the folder holding the files) and ``root/mnist``, when given;
+  2. ``$FASTNN_DATA/mnist``;
+  3. ``~/.cache/fastnn/mnist`` (where downloads go when no ``root`` is given).
+
+Each file may be gzip-compressed (``.gz``) or plain. Checksums are MD5s of the
+decompressed content (the published ones), so recompressed archives still verify.
+A file that verified once is recorded (size, mtime, md5) in
+``~/.cache/fastnn/verified/`` so later loads skip hashing; parsed arrays are also
+cached in memory for the life of the process.
+
+tqdm and urllib are imported only when a download happens.
+"""
+import hashlib
+import json
+import math
+import os
+
+import numpy as np
+
+from ..kernels._files import atomic_write
+
+#: Mirrors tried in turn; each is a URL prefix to which ``<file>.gz`` is appended.
+MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+
+#: Published MD5s of the decompressed IDX files.
+MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+
+#: Seconds a mirror may stay silent before we give up on it.
+DOWNLOAD_TIMEOUT = 30.0
+
+_IDX_LABELS = 2049  # 0x00000801: unsigned bytes, 1 dimension
+_IDX_IMAGES = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+
+# (resolved path, size, mtime_ns) -> parsed uint8 array; files change rarely, parsing
+# and hashing 47 MB does not need to happen twice per process.
+_ARRAY_CACHE = {}
+
+
+# --------------------------------------------------------------------------- paths
+
+def cache_dir():
+    """``~/.cache/fastnn``: default download folder parent and verification records."""
+    return os.path.join(os.path.expanduser("~"), ".cache", "fastnn")
+
+
+def search_dirs(root=None):
+    """Folders searched for the MNIST files, in order (existing or not)."""
+    dirs = []
+    if root is not None:
+        root = os.fspath(root)
+        dirs += [root, os.path.join(root, "mnist")]
+    env = os.environ.get("FASTNN_DATA")
+    if env:
+        dirs.append(os.path.join(env, "mnist"))
+    dirs.append(os.path.join(cache_dir(), "mnist"))
+    # The same folder may be reached twice (e.g. FASTNN_DATA == root); look once.
+    unique = []
+    for d in dirs:
+        if os.path.abspath(d) not in [os.path.abspath(u) for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def _find_file(folder, name):
+    """Path of ``name`` in ``folder`` (plain preferred: no decompression), or None."""
+    for candidate in (name, name + ".gz"):
+        path = os.path.join(folder, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def find_mnist(root=None):
+    """First folder in ``search_dirs(root)`` holding all four files, or None."""
+    for folder in search_dirs(root):
+        if all(_find_file(folder, name) for name in FILES):
+            return folder
+    return None
+
+
+# --------------------------------------------------------------------------- IDX
+
+def _read_bytes(path, gz=None):
+    """Decompressed content of ``path`` (gzip when ``gz``, default: name ends in .gz)."""
+    path = os.fspath(path)
+    if gz is None:
+        gz = path.endswith(".gz")
+    if gz:
+        import gzip
+        import zlib
+        try:
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{path}: corrupt or truncated gzip file ({exc})") from exc
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _parse_idx(data, path):
+    """uint8 array from IDX bytes; strict about magic, dims and length."""
+    if len(data) < 8:
+        raise ValueError(f"{path}: not an IDX file: only {len(data)} bytes, "
+                         "shorter than the 8-byte header")
+    magic = int.from_bytes(data[0:4], "big")
+    if magic == _IDX_LABELS:
+        ndim = 1
+    elif magic == _IDX_IMAGES:
+        ndim = 3
+    else:
+        raise ValueError(f"{path}: bad IDX magic number {magic} (0x{magic:08x}); expected "
+                         f"{_IDX_LABELS} (labels) or {_IDX_IMAGES} (images)")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path}: truncated IDX header: expected {header} bytes, "
+                         f"got {len(data)}")
+    dims = tuple(int.from_bytes(data[4 + 4 * k:8 + 4 * k], "big") for k in range(ndim))
+    if ndim == 3 and (dims[1] == 0 or dims[2] == 0):
+        raise ValueError(f"{path}: bad IDX image size {dims[1]}x{dims[2]}")
+    expected = header + math.prod(dims)
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "trailing bytes"
+        raise ValueError(f"{path}: {what}: dims {dims} need expected {expected} bytes, "
+                         f"got {len(data)}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def read_idx(path):
+    """Parse one IDX file (``.gz`` or plain) into a read-only uint8 array.
+
+    Raises ``ValueError`` naming the file when the magic number is not 2049/2051,
+    or when the length does not match the dims in the header.
+    """
+    return _parse_idx(_read_bytes(path), os.fspath(path))
+
+
+# --------------------------------------------------------------------------- checksums
+
+def _base_name(path):
+    name = os.path.basename(path)
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def _check_md5(data, name, where, hint=" (delete the file to download it again)"):
+    """MD5 of ``data`` after checking it against ``MD5[name]`` (None for unknown names)."""
+    expected = MD5.get(name)
+    if expected is None:
+        return None
+    got = hashlib.md5(data).hexdigest()
+    if got != expected:
+        raise ValueError(f"{where}: MD5 mismatch for {name}: expected {expected}, "
+                         f"got {got}{hint}")
+    return got
+
+
+def _record_path(folder):
+    key = hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:16]
+    return os.path.join(cache_dir(), "verified", key + ".json")
+
+
+def _load_records(folder):
+    try:
+        with open(_record_path(folder)) as f:
+            records = json.load(f)
+        return records if isinstance(records, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _stat_key(path):
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _is_recorded(path):
+    """True when ``path`` verified before and has not changed since."""
+    record = _load_records(os.path.dirname(path)).get(os.path.basename(path))
+    name = _base_name(path)
+    return (isinstance(record, dict) and record.get("stat") == _stat_key(path)
+            and record.get("md5") == MD5.get(name))
+
+
+def _record_verified(path, md5):
+    """Remember that ``path`` matched ``md5``. Kept in the user cache, not next to the
+    data, since data folders are often shared or read-only. Best effort."""
+    folder = os.path.dirname(path)
+    records = _load_records(folder)
+    records[os.path.basename(path)] = {"stat": _stat_key(path), "md5": md5}
+    target = _record_path(folder)
+    try:
+        with atomic_write(target, "w") as f:
+            json.dump(records, f)
+    except OSError:
+        pass
+
+
+def _load_array(path, verify):
+    """Parsed (and, with ``verify``, MD5-checked) uint8 array, cached per process."""
+    path = os.path.abspath(path)
+    key = (path, *_stat_key(path))
+    cached = _ARRAY_CACHE.get(key)
+    if cached is not None and (not verify or cached[1]):
+        return cached[0]
+    data = _read_bytes(path)
+    name = _base_name(path)
+    verified = False
+    if verify and name in MD5:
+        if not _is_recorded(path):
+            _record_verified(path, _check_md5(data, name, path))
+        verified = True
+    array = _parse_idx(data, path)
+    _ARRAY_CACHE[key] = (array, verified)
+    return array
+
+
+# --------------------------------------------------------------------------- download
+
+def _fetch(url, dest_folder, name, progress):
+    """Download ``url`` (a gzip of ``name``) into ``dest_folder/name.gz`` atomically.
+
+    The bytes go to a temp file in the same folder; only after the decompressed
+    content matches the MD5 is it renamed into place, so a failed or corrupt
+    download never leaves a file that looks valid.
+    """
+    import tempfile
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    final = os.path.join(dest_folder, name + ".gz")
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=dest_folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+                total = response.headers.get("Content-Length")
+                with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
+                          desc=name, disable=not progress, leave=False) as bar:
+                    while True:
+                        chunk = response.read(1 << 16)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        bar.update(len(chunk))
+        data = _read_bytes(tmp, gz=True)
+        _check_md5(data, name, url, hint="")
+        _parse_idx(data, url)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; caches may be shared
+        os.replace(tmp, final)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _record_verified(final, MD5.get(name))
+    return final
+
+
+def download_mnist(folder=None, mirrors=None, progress=True, files=FILES):
+    """Download the missing ``files`` into ``folder`` (default ``~/.cache/fastnn/mnist``),
+    trying ``mirrors`` (default: the module attribute ``MIRRORS``) in turn.
+
+    Returns the folder. Raises ``RuntimeError`` listing every URL tried and why it
+    failed when some file could not be fetched from any mirror.
+    """
+    folder = os.fspath(folder) if folder is not None else os.path.join(cache_dir(), "mnist")
+    mirrors = MIRRORS if mirrors is None else mirrors
+    os.makedirs(folder, exist_ok=True)
+    failures = []
+    for name in files:
+        if _find_file(folder, name):
+            continue
+        errors = []
+        for mirror in mirrors:
+            url = mirror.rstrip("/") + "/" + name + ".gz"
+            try:
+                _fetch(url, folder, name, progress)
+                break
+            except Exception as exc:  # try the next mirror, report all at the end
+                errors.append(f"{url}: {exc}")
+        else:
+            failures.append((name, errors or ["no mirrors configured"]))
+    if failures:
+        lines = [f"  {name}:\n" + "\n".join(f"    {e}" for e in errors)
+                 for name, errors in failures]
+        raise RuntimeError("could not download MNIST into " + folder + ":\n" + "\n".join(lines))
+    return folder
+
+
+# --------------------------------------------------------------------------- load
+
+def _not_found_message(root, download, download_error):
+    looked = "\n".join(f"  {d}" for d in search_dirs(root))
+    names = ", ".join(f"{n}[.gz]" for n in FILES)
+    if download_error is not None:
+        why = f"Downloading failed:\n{download_error}"
+    elif not download:
+        why = "Downloading is off (download=False)."
+    else:
+        why = ""
+    return (f"MNIST not found: no folder holds all of {names}. Looked in:\n{looked}\n"
+            f"{why}\nSet FASTNN_DATA to a folder containing mnist/ with the four files "
+            "(e.g. `export FASTNN_DATA=../shared/data`), or pass root=.")
+
+
+def load_mnist(root=None, download=True, flatten=True, progress=True, verify=True,
+               mirrors=None):
+    """``(X_train, y_train, X_test, y_test)``: images float32 in [0, 1], shaped (N, 784)
+    when ``flatten`` else (N, 1, 28, 28); labels int64.
+
+    The folder is found as described in the module docstring. When none holds all four
+    files and ``download`` is true, the missing ones are fetched from ``mirrors``
+    (default ``MIRRORS``) into ``root`` (or ``~/.cache/fastnn/mnist``). ``verify``
+    checks each file's MD5 once and remembers it; downloads are always checked.
+    Raises ``FileNotFoundError`` listing every folder looked in when nothing works.
+    """
+    folder = find_mnist(root)
+    if folder is None:
+        download_error = None
+        if download:
+            target = os.fspath(root) if root is not None else os.path.join(cache_dir(), "mnist")
+            try:
+                folder = download_mnist(target, mirrors=mirrors, progress=progress)
+            except (RuntimeError, OSError) as exc:
+                download_error = exc
+        if folder is None:
+            error = FileNotFoundError(_not_found_message(root, download, download_error))
+            error.download_error = download_error  # the CLI prints a one-line version
+            raise error
+
+    arrays = {name: _load_array(_find_file(folder, name), verify) for name in FILES}
+    result = []
+    for images_name, labels_name in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
+        images, labels = arrays[images_name], arrays[labels_name]
+        images_path = _find_file(folder, images_name)
+        labels_path = _find_file(folder, labels_name)
+        # The magic number says which kind a file holds; a swapped file is a clear error.
+        if images.ndim != 3:
+            raise ValueError(f"{images_path}: expected an IDX image file (3 dims), "
+                             f"got shape {images.shape}")
+        if labels.ndim != 1:
+            raise ValueError(f"{labels_path}: expected an IDX label file (1 dim), "
+                             f"got shape {labels.shape}")
+        if len(images) != len(labels):
+            raise ValueError(f"{images_path} has {len(images)} images but {labels_path} "
+                             f"has {len(labels)} labels")
+        n, height, width = images.shape
+        shape = (n, height * width) if flatten else (n, 1, height, width)
+        x = images.reshape(shape).astype(np.float32)
+        x *= np.float32(1.0 / 255.0)
+        result += [x, labels.astype(np.int64)]
+    return tuple(result)

@@ -1,0 +1,244 @@
+"""Checkpoints: every parameter, moving statistic and optimizer state of a run in one
+atomic ``.npz`` file, and the in-memory ``Snapshot`` that divergence recovery and
+best-weight tracking use.
+
+A checkpoint holds ``param/<leaf>/<name>`` and ``state/<leaf>/<name>`` arrays (leaves in
+``net.leaves()`` order), ``optim/<key>/<i>`` for the optimizer's per-variable state and a
+JSON ``__meta__`` entry (format, version, epoch, module types and shapes, optimizer
+config, the init RNG state and the caller's ``extra``). ``np.load`` reads it with
+``allow_pickle=False``: a checkpoint cannot carry code.
+"""
+import json
+import os
+
+import numpy as np
+
+from ..backend import to_numpy
+from ..kernels._files import atomic_write
+from ._json import jsonable
+
+CHECKPOINT_FORMAT = "fastnn-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def module_arrays(net):
+    """[(leaf index, module, kind, name)] for every parameter ('param') and moving
+    statistic ('state') of the network, in a fixed order."""
+    out = []
+    for i, m in enumerate(net.leaves()):
+        for n in m._param_names:
+            out.append((i, m, "param", n))
+        for n in m._state_names:
+            out.append((i, m, "state", n))
+    return out
+
+
+def host(a):
+    """``a`` as a NumPy array (a device array is copied to the host)."""
+    return a if isinstance(a, np.ndarray) else to_numpy(a)
+
+
+def set_array(m, name, value):
+    """Write ``value`` into a module's parameter/state: into the existing array (views
+    into the flat buffer stay views) or, when it is still None, as a new array."""
+    current = m.__dict__.get(name)
+    if current is None:
+        setattr(m, name, m.backend.to_device(np.array(value, dtype=m.dtype), m.dtype))
+    else:
+        setattr(m, name, value)
+
+
+class Snapshot:
+    """Copies of every parameter and moving statistic of a net, in arrays allocated once.
+
+    ``take`` copies the net's arrays in, ``restore`` writes them back, ``arrays`` and
+    ``load_arrays`` move them in and out of a checkpoint (keys ``<prefix>/<leaf>/<name>``).
+    """
+
+    def __init__(self):
+        self._copies = {}
+        self.valid = False
+
+    def take(self, net):
+        for i, m, kind, name in module_arrays(net):
+            live = m.__dict__.get(name)
+            key = (i, name)
+            if live is None:
+                self._copies[key] = None
+                continue
+            value = host(live)
+            buf = self._copies.get(key)
+            if buf is None or buf.shape != value.shape or buf.dtype != value.dtype:
+                buf = np.empty_like(value)
+                self._copies[key] = buf
+            np.copyto(buf, value)
+        self.valid = True
+
+    def restore(self, net):
+        if not self.valid:
+            return
+        for i, m, kind, name in module_arrays(net):
+            saved = self._copies.get((i, name))
+            if saved is None:
+                if kind == "state" and m.__dict__.get(name) is not None:
+                    m._rebind(name, None)
+                continue
+            set_array(m, name, saved)
+
+    def equals(self, net):
+        for i, m, kind, name in module_arrays(net):
+            saved = self._copies.get((i, name))
+            live = m.__dict__.get(name)
+            if (saved is None) != (live is None):
+                return False
+            if saved is not None and not np.array_equal(saved, host(live)):
+                return False
+        return True
+
+    def arrays(self, prefix):
+        """The copies as ``{f"{prefix}/{leaf}/{name}": array}`` (for a checkpoint)."""
+        return {f"{prefix}/{i}/{name}": a for (i, name), a in self._copies.items()
+                if a is not None}
+
+    def load_arrays(self, net, arrays, prefix):
+        """Fill the copies from ``arrays`` as ``arrays()`` wrote them."""
+        for i, m, kind, name in module_arrays(net):
+            a = arrays.get(f"{prefix}/{i}/{name}")
+            self._copies[(i, name)] = None if a is None else np.array(a)
+        self.valid = True
+
+
+def _optimizer_payload(optimizer):
+    """(meta dict, arrays dict) for an optimizer's state_dict."""
+    if optimizer is None:
+        return None, {}
+    sd = optimizer.state_dict()
+    meta = {"type": type(optimizer).__name__, "config": jsonable(sd.get("config", {})),
+            "scalars": {}, "dicts": []}
+    arrays = {}
+    for key, val in sd.items():
+        if key == "config":
+            continue
+        if isinstance(val, dict):
+            meta["dicts"].append(key)
+            for i, a in val.items():
+                arrays[f"optim/{key}/{int(i)}"] = np.asarray(host(a))
+        else:
+            meta["scalars"][key] = jsonable(val)
+    return meta, arrays
+
+
+def _atomic_savez(path, arrays):
+    """np.savez through ``atomic_write``: readers see the old file or the new one."""
+    path = os.fspath(path)
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def save_checkpoint(path, net, optimizer=None, epoch=0, extra=None, arrays=None):
+    """Write ``net``'s parameters and moving statistics (each module's ``_state_names``,
+    e.g. BatchNormalization's ``moving_mean``/``moving_variance``), ``optimizer``'s state
+    (an ``SGD``/``Adam``-like object with ``state_dict``), ``epoch``, fastnn's init RNG
+    state and ``extra`` (JSON-able) to ``path`` as ``.npz``, atomically.
+    ``arrays`` adds named arrays (stored under ``extra/<name>``)."""
+    from .._runtime.rng import module_rng
+
+    out = {}
+    modules = []
+    for i, m in enumerate(net.leaves()):
+        shapes = {n: list(np.shape(m.__dict__[n])) for n in m._param_names}
+        modules.append([type(m).__name__, shapes])
+    for i, m, kind, name in module_arrays(net):
+        a = m.__dict__.get(name)
+        if a is not None:
+            out[f"{kind}/{i}/{name}"] = np.asarray(host(a))
+    opt_meta, opt_arrays = _optimizer_payload(optimizer)
+    out.update(opt_arrays)
+    for k, v in (arrays or {}).items():
+        out[f"extra/{k}"] = np.asarray(v)
+    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": int(epoch),
+            "modules": modules, "optimizer": opt_meta,
+            "rng": {"init": jsonable(module_rng().bit_generator.state)},
+            "extra": jsonable(extra or {})}
+    out["__meta__"] = np.array(json.dumps(meta))
+    return _atomic_savez(path, out)
+
+
+def _read_checkpoint(path):
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable fastnn checkpoint ({exc})") from exc
+    if "__meta__" not in arrays:
+        raise ValueError(f"{path}: not a fastnn checkpoint (no __meta__ entry)")
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a fastnn checkpoint (format {meta.get('format')!r})")
+    return meta, arrays
+
+
+def load_checkpoint(path, net, optimizer=None, restore_rng=True):
+    """Load a ``save_checkpoint`` file into ``net`` (and ``optimizer``, when given).
+
+    The network must have the same layers and shapes; errors name the first mismatch.
+    Returns a dict: ``epoch``, ``extra``, ``arrays`` (the ``arrays=`` given at save),
+    ``meta``. With ``restore_rng`` fastnn's parameter-init RNG gets its saved state."""
+    from .._runtime.rng import module_rng
+
+    path = os.fspath(path)
+    meta, arrays = _read_checkpoint(path)
+    leaves = net.leaves()
+    saved_modules = meta["modules"]
+    if len(saved_modules) != len(leaves):
+        raise ValueError(f"{path}: the checkpoint has {len(saved_modules)} modules, the network "
+                         f"has {len(leaves)}: {[s[0] for s in saved_modules]} vs "
+                         f"{[type(m).__name__ for m in leaves]}")
+    for i, (m, (tname, shapes)) in enumerate(zip(leaves, saved_modules)):
+        if tname != type(m).__name__:
+            raise ValueError(f"{path}: module #{i} is {tname} in the checkpoint but "
+                             f"{type(m).__name__} in the network")
+        for n in m._param_names:
+            have = list(np.shape(m.__dict__[n]))
+            if shapes.get(n) != have:
+                raise ValueError(f"{path}: module #{i} ({m!r}): {n} has shape {shapes.get(n)} "
+                                 f"in the checkpoint, {have} in the network")
+    for i, m, kind, name in module_arrays(net):
+        key = f"{kind}/{i}/{name}"
+        if key in arrays:
+            set_array(m, name, arrays[key])
+        elif kind == "param":
+            raise ValueError(f"{path}: missing {key}")
+    if optimizer is not None:
+        opt_meta = meta.get("optimizer")
+        if opt_meta is None:
+            raise ValueError(f"{path}: the checkpoint holds no optimizer state")
+        if opt_meta["type"] != type(optimizer).__name__:
+            raise ValueError(f"{path}: optimizer state is for {opt_meta['type']}, "
+                             f"got a {type(optimizer).__name__}")
+        sd = {"config": dict(opt_meta["config"])}
+        sd.update(opt_meta["scalars"])
+        for key in opt_meta["dicts"]:
+            prefix = f"optim/{key}/"
+            sd[key] = {int(k[len(prefix):]): v for k, v in arrays.items() if k.startswith(prefix)}
+        optimizer.load_state_dict(sd)
+    if restore_rng and meta.get("rng", {}).get("init"):
+        module_rng().bit_generator.state = meta["rng"]["init"]
+    extra_arrays = {k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")}
+    return {"epoch": meta["epoch"], "extra": meta.get("extra", {}), "arrays": extra_arrays,
+            "meta": meta}
+
+
+def save_parameters(path, net):
+    """Parameters and moving statistics only (atomic ``.npz``)."""
+    return save_checkpoint(path, net)
+
+
+def load_parameters(path, net):
+    """Load ``save_parameters`` (or ``save_checkpoint``) weights into ``net``."""
+    load_checkpoint(path, net, restore_rng=False)
+    return net

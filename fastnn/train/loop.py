@@ -1,0 +1,371 @@
+"""``fit``: the homework's training loop (``zeroGradParameters``; ``forward``; criterion
+``forward``/``backward``; ``backward``; optimizer step) with what a real run needs around
+it, as callbacks (``callbacks.py``): validation in evaluate mode, learning-rate schedules,
+early stopping, augmentation, a progress bar, divergence recovery and atomic
+checkpoints with exact resumption.
+
+Reproducibility: with a ``seed`` every source of randomness in epoch ``e`` is derived
+from ``(seed, e)`` (shuffle order, augmentation, dropout masks), so a run stopped after
+epoch ``e`` and resumed from its checkpoint ends with exactly the same weights as an
+uninterrupted one. Without a seed, one is drawn and stored in the checkpoints.
+"""
+import inspect
+import os
+import time
+
+import numpy as np
+
+from ..backend import CPUBackend
+from ..module import Module
+from .callbacks import Checkpointer, DivergenceGuard, EpochLog, Monitor, ProgressBar
+from .checkpoint import host, load_checkpoint
+from .evaluate import evaluate, labels_of
+from .history import History
+from .optimizers import make_optimizer
+
+__all__ = ["fit", "TrainingDiverged"]
+
+MONITORS = ("val_accuracy", "val_loss", "train_loss")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf or blew up.
+
+    Attributes
+    ----------
+    history : History
+        What was recorded up to there (``history.stopped_reason`` is ``"diverged"``).
+    epoch, step : int
+        Where it happened (1-based).
+
+    The network holds the weights of the last good snapshot (the start of the epoch, or
+    of the last ``snapshot_every`` block).
+    """
+
+    def __init__(self, message, history=None, epoch=None, step=None):
+        super().__init__(message)
+        self.history = history
+        self.epoch = epoch
+        self.step = step
+
+
+class TrainingRun:
+    """The state a run shares with its callbacks: the net, criterion, optimizer and
+    history, where the loop is (``epoch``, ``batch``, ``steps_done``, ``lr``) and how it
+    ends (``stop``)."""
+
+    def __init__(self, net, criterion, optimizer, history, seed, epochs, batches_per_epoch,
+                 log, callbacks):
+        self.net, self.criterion, self.optimizer = net, criterion, optimizer
+        self.history, self.seed, self.epochs = history, seed, epochs
+        self.batches_per_epoch = batches_per_epoch
+        self.log, self.callbacks = log, callbacks
+        self.epoch = self.batch = 0
+        self.steps_done = len(history.step_loss)
+        self.lr = float("nan")
+        self.stopped = None
+
+    @property
+    def last_epoch(self):
+        return self.epoch + 1 >= self.epochs
+
+    def stop(self, reason, step, message):
+        """End the run after the current step: ``fit`` restores the last good weights
+        and raises ``TrainingDiverged(message)``."""
+        self.stopped = (reason, self.epoch, step, message)
+
+    def call(self, hook, *args):
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+
+def _augment_caller(augment):
+    if augment is None or augment is False:
+        return None
+    if augment is True:
+        from ..data.augment import augment_batch
+        augment = augment_batch
+    if not callable(augment):
+        raise TypeError(f"fit: augment must be a callable batch -> batch, got {augment!r}")
+    try:
+        params = inspect.signature(augment).parameters
+        takes_rng = "rng" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                           for p in params.values())
+    except (TypeError, ValueError):
+        takes_rng = False
+    if takes_rng:
+        return lambda xb, rng: augment(xb, rng=rng)
+    return lambda xb, rng: augment(xb)
+
+
+def _seed_dropout(net, value):
+    """Seed the RNG that dropout masks come from (Numba's, on the CPU)."""
+    backend = getattr(net, "backend", CPUBackend)
+    for b in (backend, CPUBackend) if backend is not CPUBackend else (CPUBackend,):
+        try:
+            seed = getattr(b.kernels.dropout, "seed", None)
+        except ImportError:
+            seed = None
+        if seed is not None:
+            seed(int(value))
+
+
+def _epoch_streams(seed, epoch):
+    """Independent generators for the shuffle and the augmentation of one epoch, and a
+    32-bit dropout seed, all from (seed, epoch)."""
+    ss = np.random.SeedSequence([int(seed), int(epoch)])
+    s_shuffle, s_aug, s_drop = ss.spawn(3)
+    return (np.random.default_rng(s_shuffle), np.random.default_rng(s_aug),
+            int(s_drop.generate_state(1)[0]))
+
+
+def _check_arguments(net, X, y, batch_size, metric, X_val, y_val, monitor, early_stopping,
+                     restore_best):
+    """Validate ``fit``'s arguments; returns (batch_size, metric, monitor, restore_best)."""
+    if not isinstance(net, Module):
+        raise TypeError(f"fit: net must be a fastnn Module, got {type(net).__name__}")
+    n = len(X)
+    if n == 0:
+        raise ValueError("fit: no training samples")
+    if y is not None and len(y) != n:
+        raise ValueError(f"fit: X has {n} samples but y has {len(y)}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
+    if metric not in ("accuracy", None):
+        raise ValueError(f"fit: metric must be 'accuracy' or None, got {metric!r}")
+    if y is None:
+        metric = None
+    has_val = X_val is not None
+    if has_val and y_val is None and y is not None:
+        raise ValueError("fit: X_val given without y_val")
+    if monitor is None:
+        monitor = "val_accuracy" if (metric == "accuracy" and has_val) else "val_loss"
+    if monitor not in MONITORS:
+        raise ValueError(f"fit: monitor must be 'val_accuracy', 'val_loss' or 'train_loss', "
+                         f"got {monitor!r}")
+    if early_stopping is not None:
+        if int(early_stopping) < 1:
+            raise ValueError(f"fit: early_stopping is a patience in epochs (>= 1), got "
+                             f"{early_stopping!r}")
+        if monitor.startswith("val") and not has_val:
+            raise ValueError("fit: early_stopping needs validation data (X_val, y_val)")
+    if restore_best is None:
+        restore_best = early_stopping is not None
+    if (early_stopping is not None or restore_best) and monitor.startswith("val") \
+            and not has_val:
+        raise ValueError("fit: restore_best needs validation data (X_val, y_val)")
+    return int(batch_size), metric, monitor, restore_best
+
+
+def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, batch_size=128,
+        schedule=None, X_val=None, y_val=None, early_stopping=None, monitor=None,
+        restore_best=None, augment=None, seed=None, progress=True, log=print, checkpoint=None,
+        resume=None, metric="accuracy", eval_batch_size=1024, shuffle=True,
+        divergence_factor=1e3, snapshot_every=None, max_steps=None, callbacks=()):
+    """Train ``net`` on ``(X, y)`` with ``criterion``.
+
+    Parameters
+    ----------
+    net : Module
+        The network (trained in place).
+    criterion : Criterion
+        The loss, e.g. ``ClassNLLCriterion()`` after a ``LogSoftMax``.
+    X : ndarray
+        Training inputs, first axis the samples.
+    y : ndarray or None
+        Targets (class indices or one-hot rows). ``None`` trains to reproduce the input
+        (autoencoder; the augmented batch is the target too) and turns accuracy off.
+    optimizer : str, optimizer object or callable
+        ``'sgd'`` (the homework's SGD with momentum, default config
+        ``learning_rate=0.01, momentum=0.9``), ``'adam'``, an optimizer object
+        (``fastnn.optim.SGD``/``Adam``) or a function with ``sgd_momentum``'s signature.
+    config : dict, optional
+        Updates the optimizer's config (a function optimizer needs ``learning_rate``).
+    epochs : int
+        Epochs to train (in total, counting a resumed run's).
+    batch_size : int
+        Samples per step.
+    schedule : callable, optional
+        Epoch (0-based) -> learning rate, e.g. ``fastnn.optim.StepDecay``.
+    X_val, y_val : ndarray, optional
+        Validation data, evaluated after every epoch in evaluate mode.
+    early_stopping : int, optional
+        Patience in epochs on ``monitor``; restores the best weights (``restore_best``).
+    monitor : str, optional
+        ``'val_accuracy'`` (default with labels and validation data), ``'val_loss'`` or
+        ``'train_loss'``.
+    restore_best : bool, optional
+        Restore the best epoch's weights at the end (default: with early stopping).
+    augment : callable or bool, optional
+        Batch -> batch (``True``: ``fastnn.data.augment_batch``); one that takes ``rng=``
+        gets the epoch's generator.
+    seed : int, optional
+        Makes the shuffle, augmentation and dropout masks reproducible.
+    progress : bool
+        Show a progress bar per epoch.
+    log : callable or None
+        Called with one line per epoch (None: silent).
+    checkpoint : path, optional
+        Written atomically after every epoch.
+    resume : path, optional
+        A checkpoint to continue from (its epoch, optimizer state, history and seed).
+    metric : {'accuracy', None}
+        Whether to measure accuracy.
+    eval_batch_size : int
+        Batch size for validation.
+    shuffle : bool
+        Shuffle the samples every epoch.
+    divergence_factor : float
+        A loss above this times the reference loss counts as diverged.
+    snapshot_every : int, optional
+        Also snapshot the weights every that many steps (for divergence recovery).
+    max_steps : int, optional
+        Stop after that many steps in total (quick runs and tests).
+    callbacks : sequence of Callback
+        Extra callbacks (``fastnn.train.callbacks.Callback``), called after the built-in ones.
+
+    Returns
+    -------
+    History
+        What was recorded, per step and per epoch.
+
+    Raises
+    ------
+    TrainingDiverged
+        When the loss becomes NaN/inf or exceeds ``divergence_factor`` times the
+        reference loss (the first epoch's mean, the first step's until then); the net
+        then holds the last good snapshot.
+
+    Example
+    -------
+    >>> import fastnn as nn
+    >>> net = nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10),
+    ...                     nn.LogSoftMax())
+    >>> history = nn.fit(net, nn.ClassNLLCriterion(), X, y, epochs=3,
+    ...                  seed=0)  # doctest: +SKIP
+    """
+    batch_size, metric, monitor, restore_best = _check_arguments(
+        net, X, y, batch_size, metric, X_val, y_val, monitor, early_stopping, restore_best)
+    opt = make_optimizer(net, optimizer, config)
+    aug = _augment_caller(augment)
+    labels = labels_of(y) if metric == "accuracy" else None
+    n = len(X)
+
+    watchers = [DivergenceGuard(divergence_factor, snapshot_every),
+                Monitor(monitor, early_stopping, keep_best=early_stopping is not None or
+                        restore_best, restore_best=restore_best)]
+    if progress:
+        watchers.append(ProgressBar())
+    if log:
+        watchers.append(EpochLog())
+    if checkpoint is not None:
+        watchers.append(Checkpointer(checkpoint))
+    watchers.extend(callbacks)
+
+    history = History()
+    if hasattr(net, "flatten_parameters"):
+        net.flatten_parameters()  # before any snapshot or load
+    start_epoch, resumed = 0, None
+    if resume is not None:
+        if not os.path.exists(os.fspath(resume)):
+            raise FileNotFoundError(f"fit: resume checkpoint {os.fspath(resume)} does not exist")
+        resumed = load_checkpoint(resume, net, opt)
+        if config:
+            opt.config.update(config)
+        start_epoch = int(resumed["epoch"])
+        history = History.from_dict(resumed["extra"].get("history", {}))
+        if seed is None:
+            seed = resumed["extra"].get("seed")
+    history.monitor = monitor
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2 ** 63))
+    run = TrainingRun(net, criterion, opt, history, int(seed), epochs, -(-n // batch_size),
+                      log, watchers)
+    if resumed is not None:
+        run.call("load_state", resumed["extra"], resumed["arrays"])
+
+    if start_epoch >= epochs:
+        if log:
+            log(f"nothing to do: the checkpoint is at epoch {start_epoch} of {epochs}")
+        history.stopped_reason = history.stopped_reason or "completed"
+        return history
+
+    t_fit = time.perf_counter()
+    net.train()
+    for epoch in range(start_epoch, epochs):
+        run.epoch = epoch
+        t0 = time.perf_counter()
+        if schedule is not None:
+            opt.config["learning_rate"] = float(schedule(epoch))
+        run.lr = float(opt.config.get("learning_rate", float("nan")))
+        rng_shuffle, rng_aug, drop_seed = _epoch_streams(run.seed, epoch)
+        order = rng_shuffle.permutation(n) if shuffle else np.arange(n)
+        _seed_dropout(net, drop_seed)
+        run.call("on_epoch_start")
+        net.train()
+
+        sum_loss, sum_correct, seen, steps_this_epoch = 0.0, 0, 0, 0
+        try:
+            for b in range(run.batches_per_epoch):
+                run.batch = b
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb = X[idx]
+                if aug is not None:
+                    xb = aug(xb, rng_aug)
+                tb = xb if y is None else y[idx]
+                net.zeroGradParameters()
+                out = net.forward(xb)
+                loss = float(criterion.forward(out, tb))
+                run.call("on_loss", loss)
+                if run.stopped is not None:
+                    break
+                net.backward(xb, criterion.backward(out, tb))
+                opt.step()
+                run.steps_done += 1
+                steps_this_epoch += 1
+                sum_loss += loss * len(xb)
+                seen += len(xb)
+                history.step_loss.append(loss)
+                if labels is not None:
+                    c = int(np.count_nonzero(np.argmax(host(out), axis=1) == labels[idx]))
+                    sum_correct += c
+                    history.step_accuracy.append(c / len(xb))
+                run.call("on_step_end", loss)
+                if max_steps is not None and run.steps_done >= max_steps:
+                    break
+        finally:
+            run.call("on_batches_end")
+        if run.stopped is not None:
+            break
+
+        record = {"epochs": epoch + 1, "train_loss": sum_loss / seen if seen else float("nan"),
+                  "train_accuracy": sum_correct / seen if labels is not None and seen else None,
+                  "val_loss": None, "val_accuracy": None, "lr": run.lr}
+        if X_val is not None:
+            record["val_loss"], record["val_accuracy"] = evaluate(
+                net, criterion, X_val, y_val, eval_batch_size, metric)
+            net.train()
+        run.call("on_epoch_measured", record)
+        if run.stopped is not None:
+            break
+        record.update(epoch_time=time.perf_counter() - t0, steps=steps_this_epoch)
+        history.append(record)
+        if max_steps is not None and run.steps_done >= max_steps and not run.last_epoch:
+            history.stopped_reason = "max_steps"
+            history.message = f"stopped after {run.steps_done} steps (max_steps)"
+        run.call("on_epoch_end", record)
+        if history.stopped_reason in ("early_stopping", "max_steps"):
+            if log:
+                log(history.message)
+            break
+
+    history.total_time += time.perf_counter() - t_fit
+    run.call("on_fit_end")
+    net.train()
+    if run.stopped is not None:
+        reason, epoch, step, message = run.stopped
+        history.stopped_reason, history.message = reason, message
+        raise TrainingDiverged(message, history=history, epoch=epoch + 1, step=step)
+    if history.stopped_reason is None:
+        history.stopped_reason = "completed"
+    return history
