@@ -22,6 +22,7 @@ from .checkpoint import host, load_checkpoint
 from .evaluate import evaluate, labels_of
 from .history import History
 from .optimizers import make_optimizer
+from .threads import ThreadTuner
 
 __all__ = ["fit", "TrainingDiverged"]
 
@@ -161,7 +162,8 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
         schedule=None, X_val=None, y_val=None, early_stopping=None, monitor=None,
         restore_best=None, augment=None, seed=None, progress=True, log=print, checkpoint=None,
         resume=None, metric="accuracy", eval_batch_size=1024, shuffle=True,
-        divergence_factor=1e3, snapshot_every=None, max_steps=None, callbacks=()):
+        divergence_factor=1e3, snapshot_every=None, max_steps=None, tune_threads=True,
+        callbacks=()):
     """Train ``net`` on ``(X, y)`` with ``criterion``.
 
     Parameters
@@ -221,6 +223,11 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
         Also snapshot the weights every that many steps (for divergence recovery).
     max_steps : int, optional
         Stop after that many steps in total (quick runs and tests).
+    tune_threads : bool
+        At each epoch's start, time a few steps at the configured thread count and a few
+        at one thread, and keep the faster (``fastnn.train.threads.ThreadTuner``): on a
+        host where another process holds a core, two-thread steps can be several times
+        slower. Off: the configured count throughout.
     callbacks : sequence of Callback
         Extra callbacks (``fastnn.train.callbacks.Callback``), called after the built-in ones.
 
@@ -254,6 +261,8 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
     watchers = [DivergenceGuard(divergence_factor, snapshot_every),
                 Monitor(monitor, early_stopping, keep_best=early_stopping is not None or
                         restore_best, restore_best=restore_best)]
+    if tune_threads:
+        watchers.append(ThreadTuner())
     if progress:
         watchers.append(ProgressBar())
     if log:
