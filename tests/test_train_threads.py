@@ -22,7 +22,7 @@ def simulated(monkeypatch):
     def set_threads(n):
         state["calls"].append(n)
         state["threads"] = n
-    monkeypatch.setattr(tuner_module, "set_num_threads", set_threads)
+    monkeypatch.setattr(tuner_module, "apply_threads", set_threads)
     monkeypatch.setattr(tuner_module.time, "perf_counter", lambda: state["now"])
     return state
 

@@ -345,7 +345,8 @@ def _resume_setup():
         return mlp(d=64, hidden=48, dropout=0.3, bn=True, seed=seed)
     kw = dict(optimizer="sgd", config={"learning_rate": 0.05, "momentum": 0.9},
               batch_size=32, schedule=StepDecay(0.05, 1, 0.5), X_val=X[:60], y_val=y[:60],
-              augment=augment_batch, seed=1234, progress=False, log=None)
+              augment=augment_batch, seed=1234, progress=False, log=None,
+              tune_threads=False)  # bit-exact runs need a fixed thread count
     return X, y, build, kw
 
 

@@ -8,11 +8,39 @@ import os
 from . import parallel as _parallel
 
 
+_CHOSEN = {"by_user": False}
+
+
 def set_num_threads(n):
     """Use ``n`` threads: fastnn's batch split and every BLAS thread pool in this process,
     including the one the kernels call (``kernels.cpu.blas.LIBRARY``, loaded here first:
-    threadpoolctl only sees libraries that are already loaded). Returns threadpoolctl's
-    limiter, whose ``restore_original_limits()`` restores the BLAS pools."""
+    threadpoolctl only sees libraries that are already loaded).
+
+    A count set here (or through ``FASTNN_NUM_THREADS``) is fixed: ``fit`` no longer
+    tunes it per epoch, so that runs repeat bit for bit.
+
+    Parameters
+    ----------
+    n : int
+        Threads (1 or more).
+
+    Returns
+    -------
+    threadpoolctl.threadpool_limits
+        The limiter; its ``restore_original_limits()`` restores the BLAS pools.
+    """
+    _CHOSEN["by_user"] = True
+    return apply_threads(n)
+
+
+def chosen_by_user():
+    """Whether the thread count was set explicitly (``set_num_threads`` or
+    ``FASTNN_NUM_THREADS``) rather than left to fastnn."""
+    return _CHOSEN["by_user"]
+
+
+def apply_threads(n):
+    """``set_num_threads`` without fixing the count (for fastnn's own tuning)."""
     from threadpoolctl import threadpool_limits
     from ..kernels.cpu import blas  # noqa: F401  loads the kernels' BLAS
     _parallel.set_threads(n)

@@ -7,7 +7,8 @@ checkpoints with exact resumption.
 Reproducibility: with a ``seed`` every source of randomness in epoch ``e`` is derived
 from ``(seed, e)`` (shuffle order, augmentation, dropout masks), so a run stopped after
 epoch ``e`` and resumed from its checkpoint ends with exactly the same weights as an
-uninterrupted one. Without a seed, one is drawn and stored in the checkpoints.
+uninterrupted one, on a fixed thread count (see ``tune_threads``). Without a seed, one is
+drawn and stored in the checkpoints.
 """
 import inspect
 import os
@@ -15,6 +16,7 @@ import time
 
 import numpy as np
 
+from .._runtime.threads import chosen_by_user
 from ..backend import CPUBackend
 from ..module import Module
 from .callbacks import Checkpointer, DivergenceGuard, EpochLog, Monitor, ProgressBar
@@ -162,7 +164,7 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
         schedule=None, X_val=None, y_val=None, early_stopping=None, monitor=None,
         restore_best=None, augment=None, seed=None, progress=True, log=print, checkpoint=None,
         resume=None, metric="accuracy", eval_batch_size=1024, shuffle=True,
-        divergence_factor=1e3, snapshot_every=None, max_steps=None, tune_threads=True,
+        divergence_factor=1e3, snapshot_every=None, max_steps=None, tune_threads=None,
         callbacks=()):
     """Train ``net`` on ``(X, y)`` with ``criterion``.
 
@@ -223,11 +225,14 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
         Also snapshot the weights every that many steps (for divergence recovery).
     max_steps : int, optional
         Stop after that many steps in total (quick runs and tests).
-    tune_threads : bool
+    tune_threads : bool, optional
         At each epoch's start, time a few steps at the configured thread count and a few
         at one thread, and keep the faster (``fastnn.train.threads.ThreadTuner``): on a
         host where another process holds a core, two-thread steps can be several times
-        slower. Off: the configured count throughout.
+        slower. Default: on, unless the thread count was fixed with
+        ``set_num_threads``/``FASTNN_NUM_THREADS``. BLAS sums in another order on
+        another thread count, so with tuning two runs agree to float rounding; for
+        bit-identical runs and resumption, fix the thread count or pass ``False``.
     callbacks : sequence of Callback
         Extra callbacks (``fastnn.train.callbacks.Callback``), called after the built-in ones.
 
@@ -261,7 +266,7 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
     watchers = [DivergenceGuard(divergence_factor, snapshot_every),
                 Monitor(monitor, early_stopping, keep_best=early_stopping is not None or
                         restore_best, restore_best=restore_best)]
-    if tune_threads:
+    if tune_threads or (tune_threads is None and not chosen_by_user()):
         watchers.append(ThreadTuner())
     if progress:
         watchers.append(ProgressBar())

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from .._runtime import parallel
-from .._runtime.threads import set_num_threads
+from .._runtime.threads import apply_threads
 from .callbacks import Callback
 
 
@@ -56,7 +56,7 @@ class ThreadTuner(Callback):
 
     def _set(self, n):
         if parallel.threads() != n:
-            set_num_threads(n)
+            apply_threads(n)
 
     def _start_probe(self):
         self._phase, self._times, self._since = "one", {"one": [], "many": []}, 0
