@@ -9,12 +9,16 @@ import weakref
 import numpy as np
 
 from ._runtime import parallel as _parallel
-from .backend import CPUBackend, get_backend, is_cuda_object
+from .backend import CPUBackend, get_backend, is_cuda_object, to_numpy
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 _LAZY_ZERO_GRAD = {"enabled": False, "ever": False}
+
+#: state_dict key of each parameter/state attribute whose name differs from torch's.
+STATE_KEYS = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias",
+              "moving_mean": "running_mean", "moving_variance": "running_var"}
 
 # id(first parameter view) -> (weakref to the container, its flat-buffer record), so the
 # optimizer can find the flat buffers of device arrays, which have no ``.base``.
@@ -200,6 +204,46 @@ class Module:
 
     def getGradParameters(self):
         return [getattr(self, n) for n in self._grad_names]
+
+    # ---- named parameters (fastnn/state.py builds state_dict on these hooks) ----
+    def local_state(self) -> list:
+        """``[(key, array or None)]``: this module's own parameters, then its moving
+        statistics, under the names torch gives them (``W`` -> ``weight``, ``b``/``beta``
+        -> ``bias``, ``gamma`` -> ``weight``, ``moving_mean`` -> ``running_mean``,
+        ``moving_variance`` -> ``running_var``). A moving statistic that has not been
+        created yet (BatchNormalization before its first forward) is None. The arrays
+        are the live ones (views into the container's flat buffer; device arrays on a
+        GPU)."""
+        d = self.__dict__
+        return [(STATE_KEYS.get(n, n), d.get(n)) for n in self._param_names + self._state_names]
+
+    def set_local_state(self, key: str, value) -> None:
+        """Copy ``value`` into the parameter or moving statistic named ``key`` (a key
+        of ``local_state``): into the existing array, so views into the flat buffer
+        stay views; a moving statistic not created yet is created from it."""
+        names = {STATE_KEYS.get(n, n): n for n in self._param_names + self._state_names}
+        if key not in names:
+            raise KeyError(f"{self!r}: no parameter or buffer named {key!r}; "
+                           f"has {sorted(names)}")
+        name = names[key]
+        if self.__dict__.get(name) is None:
+            value = np.array(to_numpy(value), dtype=self.dtype)  # a copy it owns
+            object.__setattr__(self, name, self.backend.to_device(value, self.dtype))
+        else:
+            setattr(self, name, value)
+
+    def state_dict(self) -> dict:
+        """Parameters and moving statistics by name, as torch's ``nn.Sequential``
+        names them (``0.weight``, ``0.bias``, ``2.running_mean``; see
+        ``fastnn.state.state_dict``)."""
+        from .state import state_dict
+        return state_dict(self)
+
+    def load_state_dict(self, state, strict: bool = True):
+        """Copy ``state`` (as from ``state_dict``) into this module's arrays; see
+        ``fastnn.state.load_state_dict``."""
+        from .state import load_state_dict
+        return load_state_dict(self, state, strict=strict)
 
     def train(self):
         self.training = True
