@@ -23,6 +23,8 @@ from .train import (fit, History, TrainingDiverged, save_checkpoint, load_checkp
                        save_parameters, load_parameters)
 
 from .conv import Conv2d, MaxPool2d, Flatten
+from .state import StateDictError
+from .torch_interop import from_torch, to_torch, UnsupportedLayerError
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,7 @@ __all__ = [
     "cuda_available", "to_numpy",
     "fit", "History", "TrainingDiverged", "save_checkpoint", "load_checkpoint",
     "save_parameters", "load_parameters",
+    "StateDictError", "from_torch", "to_torch", "UnsupportedLayerError",
 ]
 
 _configure_threads()

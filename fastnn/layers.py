@@ -214,18 +214,24 @@ class BatchNormalization(Module):
     """Normalizes per feature (2-D input) or per channel (4-D input). Training uses the
     batch mean and biased variance and updates
     ``moving = alpha * moving + (1 - alpha) * batch``; evaluate mode uses the moving ones.
-    The moving statistics are created at the first forward (mean 0, variance 1)."""
+    The moving statistics are created at the first forward (mean 0, variance 1).
+    ``eps`` (default ``EPS`` = 1e-3) is added to the variance."""
 
     EPS = 1e-3
     _state_names = ("moving_mean", "moving_variance")
     _center_only = False
 
-    def __init__(self, alpha=0.):
+    def __init__(self, alpha=0., eps=None):
         super().__init__()
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) \
                 or not 0 <= alpha <= 1:
             raise ValueError(f"{type(self).__name__}: alpha must lie in [0, 1], got {alpha!r}")
         self.alpha = float(alpha)
+        if eps is not None:  # torch's BatchNorm uses 1e-5 (fastnn.from_torch passes it)
+            if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) \
+                    or not eps > 0:
+                raise ValueError(f"{type(self).__name__}: eps must be > 0, got {eps!r}")
+            self.EPS = float(eps)
         self.moving_mean = None
         self.moving_variance = None
 
@@ -280,7 +286,8 @@ class BatchNormalization(Module):
         return gi
 
     def __repr__(self):
-        return f"{type(self).__name__}(alpha={self.alpha})"
+        eps = "" if self.EPS == type(self).EPS else f", eps={self.EPS}"
+        return f"{type(self).__name__}(alpha={self.alpha}{eps})"
 
 
 class BatchMeanSubtraction(BatchNormalization):
