@@ -25,6 +25,7 @@ from .train import (fit, History, TrainingDiverged, save_checkpoint, load_checkp
 from .conv import Conv2d, MaxPool2d, Flatten
 from .state import StateDictError
 from .torch_interop import from_torch, to_torch, UnsupportedLayerError
+from . import onnx  # fastnn.onnx.export; the onnx package is imported inside it
 
 __version__ = "0.1.0"
 

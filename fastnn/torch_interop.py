@@ -227,16 +227,8 @@ def to_torch(net: Module):
     """
     import torch
 
-    spatial = _spatial_hints(list(_leaves(net)))
+    spatial = _spatial_hints(net.leaves() if isinstance(net, Container) else [net])
     return _to_torch(torch, net, spatial)
-
-
-def _leaves(m):
-    if isinstance(m, Container):
-        for child in m.modules:
-            yield from _leaves(child)
-    else:
-        yield m
 
 
 def _factory(torch, m) -> dict:

@@ -104,7 +104,7 @@ def test_train_mode_outputs_agree_without_dropout(name, build, shape):
     np.testing.assert_allclose(net.forward(x), expected, **TOL)
     # one step of moving statistics: the means agree; torch's variances take the
     # unbiased batch variance (n/(n-1)), fastnn's (Torch7's) the biased one
-    fbn = [m for m in _leaves(net) if type(m) is nn.BatchNormalization]
+    fbn = [m for m in net.leaves() if type(m) is nn.BatchNormalization]
     assert len(fbn) == len(tbn) == len(seen) > 0 or name == "mlp"
     for f, t, v0, inp in zip(fbn, tbn, initial, seen):
         axes = (0, 2, 3) if inp.ndim == 4 else (0,)
@@ -118,14 +118,6 @@ def test_train_mode_outputs_agree_without_dropout(name, build, shape):
     tback = to_torch(net)
     assert tback.training
     np.testing.assert_allclose(torch_out(tback, x), net.forward(x), **TOL)
-
-
-def _leaves(m):
-    if isinstance(m, nn.Container):
-        for c in m.modules:
-            yield from _leaves(c)
-    else:
-        yield m
 
 
 def test_fastnn_first_round_trip_keeps_the_state_dict():
@@ -189,6 +181,7 @@ def test_unsupported_fastnn_layers_are_named():
         to_torch(nn.Sequential(nn.Linear(2, 2), nn.ChannelwiseScaling(2)))
 
 
-def test_importing_fastnn_does_not_import_torch():
-    code = "import sys, fastnn; fastnn.Sequential(); assert 'torch' not in sys.modules"
+def test_importing_fastnn_does_not_import_torch_or_onnx():
+    code = ("import sys, fastnn; fastnn.Sequential(); "
+            "assert 'torch' not in sys.modules and 'onnx' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
