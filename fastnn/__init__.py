@@ -27,7 +27,7 @@ from .state import StateDictError
 from .torch_interop import from_torch, to_torch, UnsupportedLayerError
 from . import onnx  # fastnn.onnx.export; the onnx package is imported inside it
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "Module", "Container", "Sequential",
