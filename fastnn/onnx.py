@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from ._optional import require
 from .activations import ELU, LeakyReLU, LogSoftMax, ReLU, Sigmoid, SoftMax, SoftPlus, Tanh
 from .backend import to_numpy
 from .conv import Conv2d, Flatten, MaxPool2d
@@ -70,12 +71,8 @@ def export(net: Module, path, sample_input, opset: int | None = None) -> str:
     >>> fastnn.onnx.export(net, "net.onnx", np.zeros((1, 4), np.float32))  # doctest: +SKIP
     'net.onnx'
     """
-    try:
-        import onnx
-        from onnx import helper, numpy_helper
-    except ImportError as exc:
-        raise ImportError("fastnn.onnx.export needs the onnx package: "
-                          "pip install 'fastnn-torch7[onnx]' (or pip install onnx)") from exc
+    onnx = require("onnx", "onnx", "fastnn.onnx.export")
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
     opset = DEFAULT_OPSET if opset is None else int(opset)
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ValueError(f"fastnn.onnx.export: opset must lie in [{MIN_OPSET}, "
