@@ -15,6 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHILDREN = {  # file -> run under the simulator?
     "test_cuda_kernels.py": True,
     "test_cuda_modules.py": True,
+    "test_cuda_interop.py": True,
     "test_cuda_ptx.py": False,
 }
 TIMEOUT = 600
