@@ -77,7 +77,7 @@ def export(net: Module, path, sample_input, opset: int | None = None) -> str:
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ValueError(f"fastnn.onnx.export: opset must lie in [{MIN_OPSET}, "
                          f"{onnx.defs.onnx_opset_version()}], got {opset}")
-    leaves = net.leaves() if isinstance(net, Container) else [net]
+    leaves = net.leaves()
     keys = _state_keys(net)
     modes = [(m, m.training) for m in _all_modules(net)]
     net.evaluate()

@@ -227,7 +227,7 @@ def to_torch(net: Module):
     """
     import torch
 
-    spatial = _spatial_hints(net.leaves() if isinstance(net, Container) else [net])
+    spatial = _spatial_hints(net.leaves())
     return _to_torch(torch, net, spatial)
 
 

@@ -11,10 +11,7 @@ ort = pytest.importorskip("onnxruntime")
 import fastnn as nn  # noqa: E402
 import fastnn.onnx as fonnx  # noqa: E402
 
-try:
-    from fastnn.models import cnn_net, mlp_net
-except ImportError:  # before the restructure the builders live in the CLI
-    from fastnn.cli import cnn_net, mlp_net
+from fastnn.models import cnn, mlp  # noqa: E402  (the nets `fastnn train mnist` trains)
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -48,7 +45,7 @@ def check(net, x, tmp_path, batch=None):
 
 def test_default_mnist_mlp(tmp_path):
     nn.manual_seed(0)
-    net = mlp_net()
+    net = mlp()
     path = check(net, rand(4, 784), tmp_path, batch=7)  # any batch size runs
     model = onnx.load(str(path))
     assert [n.op_type for n in model.graph.node] == \
@@ -60,7 +57,7 @@ def test_default_mnist_mlp(tmp_path):
 
 def test_cnn(tmp_path):
     nn.manual_seed(1)
-    net = cnn_net()
+    net = cnn()
     train_statistics(net, (8, 1, 28, 28))
     check(net, rand(3, 1, 28, 28), tmp_path, batch=5)
 
