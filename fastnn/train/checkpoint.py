@@ -2,11 +2,13 @@
 atomic ``.npz`` file, and the in-memory ``Snapshot`` that divergence recovery and
 best-weight tracking use.
 
-A checkpoint holds ``param/<leaf>/<name>`` and ``state/<leaf>/<name>`` arrays (leaves in
-``net.leaves()`` order), ``optim/<key>/<i>`` for the optimizer's per-variable state and a
+A checkpoint holds ``model/<key>`` arrays, one per ``net.state_dict()`` entry
+(``model/0.weight``, ``model/1.running_mean``: named, so layers without parameters may change
+between save and load), ``optim/<key>/<i>`` for the optimizer's per-variable state and a
 JSON ``__meta__`` entry (format, version, epoch, module types and shapes, optimizer
 config, the init RNG state and the caller's ``extra``). ``np.load`` reads it with
-``allow_pickle=False``: a checkpoint cannot carry code.
+``allow_pickle=False``: a checkpoint cannot carry code. Version 1 checkpoints, which key
+arrays by leaf position (``param/<leaf>/<name>``, ``state/<leaf>/<name>``), still load.
 """
 import json
 import os
@@ -15,10 +17,11 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..kernels._files import atomic_write
+from ..state import StateDictError
 from ._json import jsonable
 
 CHECKPOINT_FORMAT = "fastnn-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: model/<state_dict key>; 1: param|state/<leaf index>/<name>
 
 
 def module_arrays(net):
@@ -149,10 +152,8 @@ def save_checkpoint(path, net, optimizer=None, epoch=0, extra=None, arrays=None)
     for i, m in enumerate(net.leaves()):
         shapes = {n: list(np.shape(m.__dict__[n])) for n in m._param_names}
         modules.append([type(m).__name__, shapes])
-    for i, m, kind, name in module_arrays(net):
-        a = m.__dict__.get(name)
-        if a is not None:
-            out[f"{kind}/{i}/{name}"] = np.asarray(host(a))
+    for key, a in net.state_dict().items():
+        out["model/" + key] = a
     opt_meta, opt_arrays = _optimizer_payload(optimizer)
     out.update(opt_arrays)
     for k, v in (arrays or {}).items():
@@ -185,13 +186,53 @@ def _read_checkpoint(path):
 def load_checkpoint(path, net, optimizer=None, restore_rng=True):
     """Load a ``save_checkpoint`` file into ``net`` (and ``optimizer``, when given).
 
-    The network must have the same layers and shapes; errors name the first mismatch.
+    The network must have parameters and moving statistics of the same names and shapes
+    (``load_state_dict``, strict; errors list every missing, unexpected and wrong-shape key);
+    for a version 1 (positional) checkpoint, the same layers; errors name the first mismatch.
     Returns a dict: ``epoch``, ``extra``, ``arrays`` (the ``arrays=`` given at save),
     ``meta``. With ``restore_rng`` fastnn's parameter-init RNG gets its saved state."""
     from .._runtime.rng import module_rng
 
     path = os.fspath(path)
     meta, arrays = _read_checkpoint(path)
+    if meta.get("version", 1) >= 2:
+        _load_named(path, meta, arrays, net)
+    else:
+        _load_positional(path, meta, arrays, net)
+    if optimizer is not None:
+        opt_meta = meta.get("optimizer")
+        if opt_meta is None:
+            raise ValueError(f"{path}: the checkpoint holds no optimizer state")
+        if opt_meta["type"] != type(optimizer).__name__:
+            raise ValueError(f"{path}: optimizer state is for {opt_meta['type']}, "
+                             f"got a {type(optimizer).__name__}")
+        sd = {"config": dict(opt_meta["config"])}
+        sd.update(opt_meta["scalars"])
+        for key in opt_meta["dicts"]:
+            prefix = f"optim/{key}/"
+            sd[key] = {int(k[len(prefix):]): v for k, v in arrays.items() if k.startswith(prefix)}
+        optimizer.load_state_dict(sd)
+    if restore_rng and meta.get("rng", {}).get("init"):
+        module_rng().bit_generator.state = meta["rng"]["init"]
+    extra_arrays = {k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")}
+    return {"epoch": meta["epoch"], "extra": meta.get("extra", {}), "arrays": extra_arrays,
+            "meta": meta}
+
+
+def _load_named(path, meta, arrays, net):
+    """Version 2: ``model/<key>`` arrays through ``net.load_state_dict``."""
+    state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    try:
+        net.load_state_dict(state, strict=True)
+    except StateDictError as exc:
+        saved = [s[0] for s in meta.get("modules", [])]
+        raise StateDictError(f"{path}: {exc}\n  the checkpoint's modules: {saved}\n  the "
+                             f"network's modules:    {[type(m).__name__ for m in net.leaves()]}"
+                             ) from None
+
+
+def _load_positional(path, meta, arrays, net):
+    """Version 1: ``param|state/<leaf index>/<name>``; the leaves must match one to one."""
     leaves = net.leaves()
     saved_modules = meta["modules"]
     if len(saved_modules) != len(leaves):
@@ -213,24 +254,6 @@ def load_checkpoint(path, net, optimizer=None, restore_rng=True):
             set_array(m, name, arrays[key])
         elif kind == "param":
             raise ValueError(f"{path}: missing {key}")
-    if optimizer is not None:
-        opt_meta = meta.get("optimizer")
-        if opt_meta is None:
-            raise ValueError(f"{path}: the checkpoint holds no optimizer state")
-        if opt_meta["type"] != type(optimizer).__name__:
-            raise ValueError(f"{path}: optimizer state is for {opt_meta['type']}, "
-                             f"got a {type(optimizer).__name__}")
-        sd = {"config": dict(opt_meta["config"])}
-        sd.update(opt_meta["scalars"])
-        for key in opt_meta["dicts"]:
-            prefix = f"optim/{key}/"
-            sd[key] = {int(k[len(prefix):]): v for k, v in arrays.items() if k.startswith(prefix)}
-        optimizer.load_state_dict(sd)
-    if restore_rng and meta.get("rng", {}).get("init"):
-        module_rng().bit_generator.state = meta["rng"]["init"]
-    extra_arrays = {k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")}
-    return {"epoch": meta["epoch"], "extra": meta.get("extra", {}), "arrays": extra_arrays,
-            "meta": meta}
 
 
 def save_parameters(path, net):
