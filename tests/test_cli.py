@@ -142,3 +142,40 @@ def test_train_cnn_few_steps(capsys):
     assert main(["train", "mnist", "--model", "cnn", "--epochs", "1", "--max-steps", "3",
                  "--limit-train", "512", "--limit-test", "100", "--no-progress"]) == 0
     assert re.fullmatch(r"test accuracy: 0\.\d{4}", last_line(capsys.readouterr().out))
+
+
+@needs_mnist
+def test_export_onnx_writes_the_trained_net(tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    out, path = tmp_path / "out", tmp_path / "onnx" / "mlp.onnx"
+    assert main(["train", "mnist", "--model", "mlp", "--epochs", "1", "--max-steps", "2",
+                 "--out", str(out), "--export-onnx", str(path)] + SMALL) == 0
+    assert f"ONNX model: {path}" in capsys.readouterr().out
+    # the file computes what the trained net (as checkpointed) computes in evaluate mode
+    from fastnn import models
+    from fastnn.train import load_checkpoint
+    net = models.mlp()
+    load_checkpoint(out / "mlp.npz", net)
+    x = np.random.default_rng(0).random((3, 784), dtype=np.float32)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0]
+    np.testing.assert_allclose(got, net.evaluate().forward(x), rtol=1e-5, atol=1e-5)
+
+
+def test_export_onnx_without_onnx_fails_before_training(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    assert main(["train", "mnist", "--export-onnx", "x.onnx", "--data", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert "--export-onnx needs onnx" in err and "fastnn-torch7[onnx]" in err
+
+
+@needs_mnist
+def test_plots_are_skipped_with_a_note_without_matplotlib(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "out"
+    assert main(["train", "mnist", "--model", "mlp", "--epochs", "1", "--max-steps", "1",
+                 "--out", str(out)] + SMALL) == 0
+    assert "fastnn-torch7[plot]" in capsys.readouterr().err
+    assert (out / "mlp_results.json").exists() and not (out / "mlp_history.png").exists()
+    with pytest.raises(ImportError, match=r"History\.plot needs matplotlib.*\[plot\]"):
+        fastnn.History().plot(tmp_path / "h.png")

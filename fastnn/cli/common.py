@@ -2,6 +2,7 @@
 paths and the training recipes' pieces (schedule, augmentation, checkpoint paths)."""
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -111,3 +112,26 @@ def _checkpoint_args(args, name):
         print(f"--resume: no checkpoint {ckpt} yet, starting from scratch"
               if ckpt else "--resume needs --out DIR (where the checkpoint is)")
     return ckpt, resume
+
+
+def _can_plot(what):
+    """True when matplotlib is there; else a note on stderr (the run's other results are
+    still written)."""
+    from .._optional import require
+    try:
+        require("matplotlib", "plot", what)
+    except ImportError as exc:
+        print(f"fastnn: skipped {what}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _export_onnx(args, net, sample):
+    """``--export-onnx PATH``: the trained net as ONNX, traced on ``sample``'s shape."""
+    path = getattr(args, "export_onnx", None)
+    if not path:
+        return
+    from .. import onnx
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    onnx.export(net, path, sample)
+    print(f"ONNX model: {path}")

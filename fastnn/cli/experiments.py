@@ -5,8 +5,8 @@ import time
 import numpy as np
 
 from .. import models
-from .common import (_checkpoint_args, _count_params, _out_path, _pick, _schedule,
-                     _split, _write_json)
+from .common import (_can_plot, _checkpoint_args, _count_params, _export_onnx, _out_path,
+                     _pick, _schedule, _split, _write_json)
 
 
 AE_RECIPES = {
@@ -107,10 +107,10 @@ def _run_autoencoder(args):
     mean, comps = pca_fit(X_tr, 30)
     pca_rec = _sse_per_image(pca_reconstruct(Xt, mean, comps), Xt)
     plot = _out_path(args, f"autoencoder_{recipe}_history.png")
-    if plot:
+    if plot and _can_plot("the history plot"):
         history.plot(plot, title=f"autoencoder ({recipe}): test reconstruction {test_rec:.2f}")
     grid = _out_path(args, f"autoencoder_{recipe}_reconstructions.png")
-    if grid:
+    if grid and _can_plot("the reconstructions plot"):
         sample = X_val[:10]
         _plot_reconstructions(grid, sample, predict(net, sample),
                               pca_reconstruct(sample, mean, comps),
@@ -121,6 +121,7 @@ def _run_autoencoder(args):
         "pca30_test_reconstruction": pca_rec, "train_seconds": train_time, "seed": args.seed,
         "parameters": _count_params(net), "history": history.to_dict()})
     print(f"training time: {train_time:.1f}s")
+    _export_onnx(args, net, Xt[:1])
     print(f"test reconstruction: {test_rec:.2f} (PCA-30: {pca_rec:.2f})")
     return 0
 
@@ -202,7 +203,7 @@ def compare_activations(args):
     for name, loss, acc, sec in rows:
         print(f"{name:<22}{loss:>18.4f}{acc:>15.4f}{sec:>10.1f}")
     path = _out_path(args, "compare_activations.png")
-    if path:
+    if path and _can_plot("the comparison plot"):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         fig = Figure(figsize=(8, 5))

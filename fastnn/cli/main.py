@@ -2,6 +2,7 @@
 
   fastnn train mnist --model {mlp,cnn,autoencoder} [--epochs N] [--batch-size B] [--lr LR]
                      [--seed S] [--out DIR] [--data DIR] [--no-progress] [--resume]
+                     [--export-onnx PATH]
   fastnn train mnist --model autoencoder [--recipe {best,seed}] [--pretrain-classifier]
   fastnn demo
   fastnn compare-activations [--epochs N] [--out DIR]
@@ -9,7 +10,8 @@
 ``train`` prints one line per epoch and, last, ``test accuracy: 0.XXXX`` (the
 autoencoder: ``test reconstruction: X.XX (PCA-30: Y.YY)``). With ``--out`` it writes
 the history plot (PNG), the checkpoint (.npz, after every epoch; ``--resume`` continues
-from it) and the results (JSON) there.
+from it) and the results (JSON) there; ``--export-onnx PATH`` writes the trained net as
+ONNX (evaluate mode; the ``[onnx]`` extra).
 """
 import argparse
 import sys
@@ -18,8 +20,9 @@ import time
 import numpy as np
 
 from .. import models
-from .common import (EXIT_USAGE, CLIError, _augmenter, _checkpoint_args, _count_params,
-                     _out_path, _pick, _schedule, _split, _write_json)
+from .common import (EXIT_USAGE, CLIError, _augmenter, _can_plot, _checkpoint_args,
+                     _count_params, _export_onnx, _out_path, _pick, _schedule, _split,
+                     _write_json)
 from .experiments import _run_autoencoder, _run_pretrain, compare_activations
 
 
@@ -58,8 +61,9 @@ def _train_classifier(args):
     train_time = time.perf_counter() - t0
     test_loss, test_acc = evaluate(net, crit, Xt, yt)
     plot = _out_path(args, f"{args.model}_history.png")
-    if plot:
+    if plot and _can_plot("the history plot"):
         history.plot(plot, title=f"{args.model}: test accuracy {test_acc:.4f}")
+    _export_onnx(args, net, Xt[:1])
     _write_json(_out_path(args, f"{args.model}_results.json"), {
         "model": args.model, "test_accuracy": test_acc, "test_loss": test_loss,
         "train_seconds": train_time, "epochs": epochs, "batch_size": batch_size, "lr": lr,
@@ -102,6 +106,14 @@ def demo(args):
               f"accuracy {acc:.4f}")
     print(f"accuracy: {acc:.4f}")
     return 0
+
+
+def _require_onnx():
+    from .._optional import require
+    try:
+        require("onnx", "onnx", "--export-onnx")
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _add_common(p, out_default=None):
@@ -149,6 +161,9 @@ def build_parser():
     tr.add_argument("--finetune-epochs", type=int, default=None, help=argparse.SUPPRESS)
     tr.add_argument("--resume", action="store_true",
                     help="continue from the checkpoint in --out")
+    tr.add_argument("--export-onnx", metavar="PATH", default=None,
+                    help="write the trained net as ONNX (evaluate mode; needs the onnx "
+                         "package: the [onnx] extra)")
     _add_common(tr)
 
     de = sub.add_parser("demo", help="the seed's two-blob toy problem (no data needed)")
@@ -183,6 +198,11 @@ def main(argv=None):
         if args.command == "train":
             if args.pretrain_classifier and args.model != "autoencoder":
                 raise CLIError("--pretrain-classifier goes with --model autoencoder")
+            if args.export_onnx:
+                if args.pretrain_classifier:
+                    raise CLIError("--export-onnx goes with one net: not with "
+                                   "--pretrain-classifier")
+                _require_onnx()  # before training, not after it
             if args.model == "autoencoder":
                 return _run_pretrain(args) if args.pretrain_classifier else _run_autoencoder(args)
             return _train_classifier(args)

@@ -82,7 +82,10 @@ class History:
 
     def plot(self, path, title=None):
         """Write a PNG: loss (steps and epochs, train and validation) and, when
-        measured, accuracy per epoch. Uses matplotlib's Agg canvas (no display)."""
+        measured, accuracy per epoch. Uses matplotlib's Agg canvas (no display); without
+        matplotlib, an ImportError names the ``[plot]`` extra."""
+        from .._optional import require
+        require("matplotlib", "plot", "History.plot")
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
