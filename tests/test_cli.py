@@ -40,11 +40,13 @@ def test_no_command_prints_help(capsys):
 def test_missing_mnist_is_one_clear_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "nothing"))
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.cache/fastnn/mnist either
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     assert main(["train", "mnist", "--model", "mlp", "--no-progress", "--no-download"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith("fastnn: error: MNIST not found") and "FASTNN_DATA" in err
     assert "--no-download" in err
+    assert f"put the four IDX files in {tmp_path / '.cache' / 'fastnn' / 'mnist'}" in err
 
 
 def test_failed_download_is_one_clear_line(tmp_path, monkeypatch, capsys):
@@ -52,6 +54,7 @@ def test_failed_download_is_one_clear_line(tmp_path, monkeypatch, capsys):
     from fastnn.data import mnist as datasets
     monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "nothing"))
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setattr(datasets, "MIRRORS", ["http://127.0.0.1:9/"])  # closed port: fails fast
     assert main(["train", "mnist", "--model", "mlp", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -69,6 +70,8 @@ def isolated(tmp_path, monkeypatch):
     MD5s are those of the fake files."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("FASTNN_DATA", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(datasets, "GZ_HASHES", {})  # the server fixture sets its own
     monkeypatch.setattr(datasets, "_ARRAY_CACHE", {})
     monkeypatch.setattr(datasets, "MD5", {
         name: hashlib.md5(idx_bytes(a)).hexdigest() for name, a in fake_arrays().items()})
@@ -219,10 +222,17 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def gz_hashes(folder, algorithm="md5"):
+    return {name: f"{algorithm}:" + hashlib.new(algorithm, (folder / (name + ".gz"))
+                                                .read_bytes()).hexdigest()
+            for name in datasets.FILES}
+
+
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, monkeypatch):
     """Local mirrors under http://127.0.0.1:PORT/: good/ (the fake dataset), bad/
-    (valid gzip, wrong content), trunc/ (cut-off gzip), missing/ (404)."""
+    (valid gzip, wrong content), trunc/ (cut-off gzip), missing/ (404). The ``.gz``
+    hashes pooch checks are those of good/, as the published ones are of the real files."""
     site = tmp_path / "site"
     write_dataset(site / "good")
     bad = write_dataset(site / "bad")
@@ -233,6 +243,7 @@ def server(tmp_path):
         good = (site / "good" / (name + ".gz")).read_bytes()
         (site / "trunc").mkdir(exist_ok=True)
         (site / "trunc" / (name + ".gz")).write_bytes(good[:len(good) // 2])
+    monkeypatch.setattr(datasets, "GZ_HASHES", gz_hashes(site / "good"))
     requests = []
 
     class Handler(_Handler):
@@ -280,13 +291,40 @@ def test_download_uses_module_mirrors_and_cache(tmp_path, server, monkeypatch):
     assert sorted(os.listdir(cache)) == sorted(n + ".gz" for n in datasets.FILES)
 
 
+def test_download_honours_xdg_cache_home(tmp_path, server, monkeypatch):
+    import pooch
+    base, _ = server
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert datasets.cache_dir() == str(pooch.os_cache("fastnn"))
+    assert datasets.cache_dir() == str(tmp_path / "xdg" / "fastnn")
+    load_mnist(mirrors=[base + "good/"], progress=False)
+    cache = tmp_path / "xdg" / "fastnn" / "mnist"
+    assert sorted(os.listdir(cache)) == sorted(n + ".gz" for n in datasets.FILES)
+    assert not (tmp_path / "home" / ".cache" / "fastnn" / "mnist").exists()
+
+
+def test_sha256_hashes_are_checked_too(tmp_path, server, monkeypatch):
+    base, _ = server
+    site = tmp_path / "site"
+    monkeypatch.setattr(datasets, "GZ_HASHES", gz_hashes(site / "good", "sha256"))
+    load_mnist(root=tmp_path / "dl", mirrors=[base + "good/"], progress=False)
+    monkeypatch.setitem(datasets.GZ_HASHES, datasets.TRAIN_IMAGES, "sha256:" + "0" * 64)
+    with pytest.raises(FileNotFoundError, match="does not match the known hash"):
+        load_mnist(root=tmp_path / "dl2", mirrors=[base + "good/"], progress=False)
+
+
+@pytest.mark.parametrize("known_gz_hash", [True, False], ids=["gz-hash", "content-md5"])
 @pytest.mark.parametrize("mirror", ["bad/", "trunc/"])
-def test_corrupt_download_leaves_nothing(tmp_path, server, mirror):
+def test_corrupt_download_leaves_nothing(tmp_path, server, mirror, known_gz_hash, monkeypatch):
     base, _ = server
     target = tmp_path / "dl"
+    if not known_gz_hash:  # a mirror of recompressed files: only the content can be checked
+        monkeypatch.setattr(datasets, "GZ_HASHES", {})
     with pytest.raises(FileNotFoundError) as info:
         load_mnist(root=target, mirrors=[base + mirror], progress=False)
-    assert ("MD5 mismatch" if mirror == "bad/" else "truncated") in str(info.value)
+    expected = ("does not match the known hash" if known_gz_hash else
+                "MD5 mismatch" if mirror == "bad/" else "truncated")
+    assert expected in str(info.value)
     assert os.listdir(target) == []
 
     # The next mirror in the list still gets its chance.
@@ -300,12 +338,34 @@ def _closed_port():
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def stalled_mirror():
+    """A mirror that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    sock.close()
+
+
+def test_stalled_mirror_is_abandoned_for_the_next(tmp_path, server, stalled_mirror, monkeypatch):
+    base, _ = server
+    monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT", 0.5)
+    t0 = time.monotonic()
+    load_mnist(root=tmp_path / "dl", mirrors=[stalled_mirror, base + "good/"], progress=False)
+    assert time.monotonic() - t0 < 20  # four files, each waits 0.5 s on the stalled one
+
+
 def test_no_data_no_network_message(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "env"))
     dead = f"http://127.0.0.1:{_closed_port()}/"
+    t0 = time.monotonic()
     with pytest.raises(FileNotFoundError) as info:
-        load_mnist(root=tmp_path / "root", mirrors=[dead], progress=False)
+        load_mnist(root=tmp_path / "root", mirrors=[dead, dead + "other/"], progress=False)
+    assert time.monotonic() - t0 < 30
     message = str(info.value)
+    assert f"Put the four files in {tmp_path / 'root'}" in message
+    assert message.count(dead) == 2  # the first file, both mirrors; no more files tried
     for folder in search_dirs(tmp_path / "root"):
         assert folder in message
     assert dead + datasets.TRAIN_IMAGES + ".gz" in message
@@ -317,7 +377,8 @@ def test_no_data_no_network_message(tmp_path, monkeypatch):
 
 def test_import_is_lazy():
     code = ("import sys, fastnn.datasets; "
-            "bad = [m for m in ('tqdm', 'urllib.request') if m in sys.modules]; "
+            "bad = [m for m in ('tqdm', 'urllib.request', 'pooch', 'requests') "
+            "if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 

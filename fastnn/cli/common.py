@@ -28,7 +28,7 @@ def _shorten(text, limit):
 
 
 def _load_mnist(args, flatten=True):
-    from ..data import load_mnist, search_dirs
+    from ..data import cache_dir, load_mnist, search_dirs
     try:
         return load_mnist(root=args.data, download=args.download, flatten=flatten,
                           progress=args.progress)
@@ -37,9 +37,10 @@ def _load_mnist(args, flatten=True):
         failed = getattr(exc, "download_error", None)
         why = (f"; downloading failed ({_shorten(' '.join(str(failed).split()), 300)})" if failed
                else "; downloading is off (--no-download)" if not args.download else "")
-        raise CLIError(f"MNIST not found (looked in {looked}){why}; set FASTNN_DATA to a "
-                       f"folder that holds mnist/ with the four IDX files (e.g. "
-                       f"FASTNN_DATA=../shared/data) or pass --data DIR")
+        target = args.data or os.path.join(cache_dir(), "mnist")
+        raise CLIError(f"MNIST not found (looked in {looked}){why}; put the four IDX files "
+                       f"in {target}, or set FASTNN_DATA to a folder that holds mnist/ with "
+                       f"them (e.g. FASTNN_DATA=../shared/data), or pass --data DIR")
 
 
 def _split(args, flatten=True, val_size=5000):

@@ -119,10 +119,10 @@ def _require_onnx():
 def _add_common(p, out_default=None):
     p.add_argument("--data", metavar="DIR", default=None,
                    help="folder holding the MNIST files (or mnist/); default: $FASTNN_DATA/mnist "
-                        "then ~/.cache/fastnn/mnist")
+                        "then the user cache's fastnn/mnist ($XDG_CACHE_HOME, default ~/.cache)")
     p.add_argument("--download", dest="download", action="store_true", default=True,
-                   help="download MNIST into ~/.cache/fastnn/mnist (or --data) when it is "
-                        "not found (the default)")
+                   help="download MNIST into the user cache's fastnn/mnist (or --data) when "
+                        "it is not found (the default)")
     p.add_argument("--no-download", dest="download", action="store_false",
                    help="fail instead of downloading when MNIST is not found")
     p.add_argument("--out", metavar="DIR", default=out_default,

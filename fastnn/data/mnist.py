@@ -3,15 +3,19 @@
 Where the files are looked for, in order:
   1. ``root`` (the folder holding the files) and ``root/mnist``, when given;
   2. ``$FASTNN_DATA/mnist``;
-  3. ``~/.cache/fastnn/mnist`` (where downloads go when no ``root`` is given).
+  3. ``cache_dir()/mnist``, where downloads go when no ``root`` is given: the folder
+     ``pooch.os_cache("fastnn")`` names (``$XDG_CACHE_HOME/fastnn``, by default
+     ``~/.cache/fastnn``, on Linux).
 
-Each file may be gzip-compressed (``.gz``) or plain. Checksums are MD5s of the
-decompressed content (the published ones), so recompressed archives still verify.
-A file that verified once is recorded (size, mtime, md5) in
-``~/.cache/fastnn/verified/`` so later loads skip hashing; parsed arrays are also
-cached in memory for the life of the process.
+The ``FASTNN_DATA`` folder may be read-only: nothing is written there. Each file may be
+gzip-compressed (``.gz``) or plain. Checksums are MD5s of the decompressed content (the
+published ones), so recompressed archives still verify. A file that verified once is
+recorded (size, mtime, md5) in ``cache_dir()/verified/`` so later loads skip hashing;
+parsed arrays are also cached in memory for the life of the process.
 
-tqdm and urllib are imported only when a download happens.
+Downloads go through pooch (``pooch.retrieve``): each mirror in turn, the ``.gz`` checked
+against its published hash (``GZ_HASHES``) before it is moved into place, then its content
+against ``MD5``. pooch (and tqdm, requests) are imported only when a download happens.
 """
 import hashlib
 import json
@@ -29,6 +33,16 @@ MIRRORS = [
     "http://yann.lecun.com/exdb/mnist/",
 ]
 
+#: Hashes of the published ``.gz`` files, as pooch's ``known_hash`` ("md5:..." or
+#: "sha256:..."): a download must match before it is moved into place. None skips this
+#: check (the content's MD5 below is still checked).
+GZ_HASHES = {
+    "train-images-idx3-ubyte": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte": "md5:d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte": "md5:9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte": "md5:ec29112dd5afa0611ce80d1b7f02629c",
+}
+
 #: Published MD5s of the decompressed IDX files.
 MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -43,7 +57,10 @@ TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 
-#: Seconds a mirror may stay silent before we give up on it.
+#: Seconds a mirror may take to accept the connection: offline, every mirror fails within
+#: this, so the error comes within len(MIRRORS) * CONNECT_TIMEOUT (15 s).
+CONNECT_TIMEOUT = 5.0
+#: Seconds a connected mirror may stay silent before we give up on it.
 DOWNLOAD_TIMEOUT = 30.0
 
 _IDX_LABELS = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -57,8 +74,12 @@ _ARRAY_CACHE = {}
 # --------------------------------------------------------------------------- paths
 
 def cache_dir():
-    """``~/.cache/fastnn``: default download folder parent and verification records."""
-    return os.path.join(os.path.expanduser("~"), ".cache", "fastnn")
+    """fastnn's cache folder, as ``pooch.os_cache("fastnn")`` names it (``XDG_CACHE_HOME``
+    honoured): the default download folder's parent and the verification records."""
+    # pooch.os_cache is platformdirs.user_cache_dir; importing pooch would cost every load
+    # 0.15 s (it imports tqdm), so ask platformdirs (pooch's dependency) directly
+    import platformdirs
+    return platformdirs.user_cache_dir("fastnn")
 
 
 def search_dirs(root=None):
@@ -234,55 +255,51 @@ def _load_array(path, verify):
 # --------------------------------------------------------------------------- download
 
 def _fetch(url, dest_folder, name, progress):
-    """Download ``url`` (a gzip of ``name``) into ``dest_folder/name.gz`` atomically.
+    """Download ``url`` (a gzip of ``name``) into ``dest_folder/name.gz`` with pooch.
 
-    The bytes go to a temp file in the same folder; only after the decompressed
-    content matches the MD5 is it renamed into place, so a failed or corrupt
-    download never leaves a file that looks valid.
+    pooch writes to a temp file in the folder and moves it into place only when it matches
+    ``GZ_HASHES[name]`` (MD5 or SHA-256 of the published ``.gz``), so a failed, corrupt or
+    truncated download never leaves a file that looks valid; the decompressed content is
+    then checked against ``MD5[name]`` as for any local file.
     """
-    import tempfile
-    import urllib.request
+    import logging
 
-    from tqdm.auto import tqdm
+    import pooch
 
-    final = os.path.join(dest_folder, name + ".gz")
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=dest_folder)
+    downloader = pooch.HTTPDownloader(progressbar=progress,
+                                      timeout=(CONNECT_TIMEOUT, DOWNLOAD_TIMEOUT))
+    logger = pooch.get_logger()
+    level = logger.level
+    if not progress:
+        logger.setLevel(logging.WARNING)  # pooch announces each download at INFO
     try:
-        with os.fdopen(fd, "wb") as out:
-            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-                total = response.headers.get("Content-Length")
-                with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
-                          desc=name, disable=not progress, leave=False) as bar:
-                    while True:
-                        chunk = response.read(1 << 16)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                        bar.update(len(chunk))
-        data = _read_bytes(tmp, gz=True)
+        path = pooch.retrieve(url, known_hash=GZ_HASHES.get(name), fname=name + ".gz",
+                              path=dest_folder, downloader=downloader)
+    finally:
+        logger.setLevel(level)
+    os.chmod(path, 0o644)  # pooch's temp file was owner-only; caches may be shared
+    try:
+        data = _read_bytes(path, gz=True)
         _check_md5(data, name, url, hint="")
         _parse_idx(data, url)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; caches may be shared
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except ValueError:
+        os.remove(path)
         raise
-    _record_verified(final, MD5.get(name))
-    return final
+    _record_verified(path, MD5.get(name))
+    return path
 
 
 def download_mnist(folder=None, mirrors=None, progress=True, files=FILES):
-    """Download the missing ``files`` into ``folder`` (default ``~/.cache/fastnn/mnist``),
+    """Download the missing ``files`` into ``folder`` (default ``cache_dir()/mnist``),
     trying ``mirrors`` (default: the module attribute ``MIRRORS``) in turn.
 
     Returns the folder. Raises ``RuntimeError`` listing every URL tried and why it
-    failed when some file could not be fetched from any mirror.
+    failed when a file could not be fetched from any mirror; the files after it are not
+    tried then (offline, each would wait out the same timeouts).
     """
     folder = os.fspath(folder) if folder is not None else os.path.join(cache_dir(), "mnist")
     mirrors = MIRRORS if mirrors is None else mirrors
     os.makedirs(folder, exist_ok=True)
-    failures = []
     for name in files:
         if _find_file(folder, name):
             continue
@@ -293,13 +310,10 @@ def download_mnist(folder=None, mirrors=None, progress=True, files=FILES):
                 _fetch(url, folder, name, progress)
                 break
             except Exception as exc:  # try the next mirror, report all at the end
-                errors.append(f"{url}: {exc}")
+                errors.append(f"{url}: {type(exc).__name__}: {exc}")
         else:
-            failures.append((name, errors or ["no mirrors configured"]))
-    if failures:
-        lines = [f"  {name}:\n" + "\n".join(f"    {e}" for e in errors)
-                 for name, errors in failures]
-        raise RuntimeError("could not download MNIST into " + folder + ":\n" + "\n".join(lines))
+            lines = "\n".join(f"    {e}" for e in errors or ["no mirrors configured"])
+            raise RuntimeError(f"could not download MNIST into {folder}:\n  {name}:\n{lines}")
     return folder
 
 
@@ -314,9 +328,11 @@ def _not_found_message(root, download, download_error):
         why = "Downloading is off (download=False)."
     else:
         why = ""
+    target = os.fspath(root) if root is not None else os.path.join(cache_dir(), "mnist")
     return (f"MNIST not found: no folder holds all of {names}. Looked in:\n{looked}\n"
-            f"{why}\nSet FASTNN_DATA to a folder containing mnist/ with the four files "
-            "(e.g. `export FASTNN_DATA=../shared/data`), or pass root=.")
+            f"{why}\nPut the four files in {target}, or set FASTNN_DATA to a folder "
+            "containing mnist/ with them (e.g. `export FASTNN_DATA=../shared/data`), or pass "
+            "root=.")
 
 
 def load_mnist(root=None, download=True, flatten=True, progress=True, verify=True,
@@ -326,7 +342,7 @@ def load_mnist(root=None, download=True, flatten=True, progress=True, verify=Tru
 
     The folder is found as described in the module docstring. When none holds all four
     files and ``download`` is true, the missing ones are fetched from ``mirrors``
-    (default ``MIRRORS``) into ``root`` (or ``~/.cache/fastnn/mnist``). ``verify``
+    (default ``MIRRORS``) into ``root`` (or ``cache_dir()/mnist``). ``verify``
     checks each file's MD5 once and remembers it; downloads are always checked.
     Raises ``FileNotFoundError`` listing every folder looked in when nothing works.
     """
