@@ -205,3 +205,18 @@ def test_dropout_backward_follows_the_mode_of_its_forward(train_batch, eval_batc
     m.evaluate()
     gi = m.backward(x, g)
     np.testing.assert_allclose(gi, np.where(out != 0, 2 * g, 0.0), rtol=1e-12)
+
+
+def test_batchnorm_eps_is_used_and_checked():
+    x = np.random.default_rng(0).standard_normal((6, 3))
+    bn = BatchNormalization(0.5, eps=0.25).double()
+    assert bn.EPS == 0.25 and BatchNormalization.EPS == 1e-3 and "eps=0.25" in repr(bn)
+    bn.forward(x)
+    mean, var = x.mean(axis=0), x.var(axis=0)
+    np.testing.assert_allclose(bn.output, (x - mean) / np.sqrt(var + 0.25), rtol=1e-12)
+    bn.evaluate()
+    np.testing.assert_allclose(bn.forward(x), (x - bn.moving_mean) /
+                               np.sqrt(bn.moving_variance + 0.25), rtol=1e-12)
+    for bad in (0, -1e-5, True, "1e-5"):
+        with pytest.raises(ValueError, match="eps must be > 0"):
+            BatchNormalization(eps=bad)
