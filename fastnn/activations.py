@@ -2,6 +2,7 @@
 followed by one of these runs fused in a Sequential (see Linear.forward_fused)."""
 import numpy as np
 
+from ._contracts import Setting, apart
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "SoftPlus", "Sigmoid", "Tanh", "SoftMax", "LogSoftMax"]
@@ -10,6 +11,13 @@ __all__ = ["ReLU", "LeakyReLU", "ELU", "SoftPlus", "Sigmoid", "Tanh", "SoftMax",
 from .kernels.codes import (NONE as _NONE, RELU as _RELU, LEAKY_RELU as _LEAKY_RELU,
                            ELU as _ELU, SOFTPLUS as _SOFTPLUS, SIGMOID as _SIGMOID,
                            TANH as _TANH)
+
+
+def _finite_nonnegative(owner, name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+            or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 class _Elementwise(Module):
@@ -21,6 +29,8 @@ class _Elementwise(Module):
     def updateOutput(self, input):
         x = self._cast_input(input)
         out = self._buffer("output", x.shape)
+        # in place would be right for forward, but backward reads the input again
+        x = self._apart_input(x, out)
         self.backend.kernels.activation.activation_forward(x, out, self._fusable_code,
                                                            self._alpha_value())
         self.output = out
@@ -43,13 +53,11 @@ class ReLU(_Elementwise):
 
 class LeakyReLU(_Elementwise):
     _fusable_code = _LEAKY_RELU
+    slope = Setting(_finite_nonnegative)
 
     def __init__(self, slope=0.03):
         super().__init__()
-        if isinstance(slope, bool) or not isinstance(slope, (int, float, np.floating)) \
-                or not np.isfinite(slope) or slope < 0:
-            raise ValueError(f"LeakyReLU: slope must be a finite number >= 0, got {slope!r}")
-        self.slope = float(slope)
+        self.slope = slope
 
     def _alpha_value(self):
         return self.slope
@@ -60,13 +68,11 @@ class LeakyReLU(_Elementwise):
 
 class ELU(_Elementwise):
     _fusable_code = _ELU
+    alpha = Setting(_finite_nonnegative)
 
     def __init__(self, alpha=1.0):
         super().__init__()
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) \
-                or not np.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"ELU: alpha must be a finite number >= 0, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = alpha
 
     def _alpha_value(self):
         return self.alpha
@@ -98,7 +104,11 @@ class _RowwiseSoftmax(Module):
     def updateOutput(self, input):
         x = self._cast_input(input)
         self._check_ndim(x, (2,), "2-D input (N, classes)")
+        if x.shape[1] == 0 and x.shape[0]:
+            raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} has no classes; "
+                             f"a softmax needs at least one per row")
         out = self._buffer("output", x.shape)
+        x = self._apart_input(x, out)
         getattr(self.backend.kernels.softmax_nll, self._forward_kernel)(x, out)
         self.output = out
         return out
@@ -107,6 +117,7 @@ class _RowwiseSoftmax(Module):
         self._require_forward(input)
         g = self._cast_grad(gradOutput, self.output.shape)
         gi = self._buffer("gradInput", g.shape)
+        g = apart(g, gi)
         getattr(self.backend.kernels.softmax_nll, self._backward_kernel)(g, gi, self.output)
         self.gradInput = gi
         return gi

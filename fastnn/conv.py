@@ -6,6 +6,7 @@ remembers the arg-max of every window for its backward pass.
 """
 import numpy as np
 
+from ._contracts import Setting, ShapeOf, apart, nonnegative_int, positive_int
 from ._runtime.rng import module_rng
 from .activations import FUSABLE_ACTIVATIONS
 from .module import GradientSlot, Module, rows
@@ -56,6 +57,12 @@ class Conv2d(_Spatial):
     _grad_names = ("gradW", "gradb")
     gradW = GradientSlot()
     gradb = GradientSlot()
+    #: the sizes the kernels use: read from W (n_out, n_in, k, k), never stored apart
+    n_out = ShapeOf("W", 0)
+    n_in = ShapeOf("W", 1)
+    kernel_size = ShapeOf("W", 2)
+    stride = Setting(positive_int)
+    padding = Setting(nonnegative_int)
 
     def __init__(self, n_in, n_out, kernel_size, stride=1, padding=None):
         super().__init__()
@@ -65,7 +72,6 @@ class Conv2d(_Spatial):
         k = _check_int(owner, "kernel_size", kernel_size, 1)
         stride = _check_int(owner, "stride", stride, 1)
         padding = k // 2 if padding is None else _check_int(owner, "padding", padding, 0)
-        self.n_in, self.n_out, self.kernel_size = n_in, n_out, k
         self.stride, self.padding = stride, padding
         stdv = 1.0 / np.sqrt(n_in * k * k)
         rng = module_rng()
@@ -111,6 +117,7 @@ class Conv2d(_Spatial):
         x = self._fresh_input(input)
         ho, wo = self._out_hw(x.shape[2], x.shape[3])
         out = self._buffer("output", (x.shape[0], self.n_out, ho, wo))
+        x = self._apart_input(x, out)
         conv, W, b, s, p = self.backend.kernels.conv, self.W, self.b, self.stride, self.padding
         bounds, cols = self._split(x)
         self._run_split(lambda i, lo, hi: conv.conv2d_forward(
@@ -127,6 +134,7 @@ class Conv2d(_Spatial):
         x = self._checked_input(input)
         g = self._grad_output(x, gradOutput)
         gi = self._buffer("gradInput", x.shape)
+        g = apart(g, gi)
         conv, W, s, p = self.backend.kernels.conv, self.W, self.stride, self.padding
         bounds, cols = self._split(x)
         self._run_split(lambda i, lo, hi: conv.conv2d_backward_input(
@@ -156,6 +164,7 @@ class Conv2d(_Spatial):
         shape = (x.shape[0], self.n_out, ho, wo)
         pre = self._buffer("output", shape)
         out = act._buffer("output", shape)
+        x = self._apart_input(self._apart_input(x, pre), out)
         conv, W, b, s, p = self.backend.kernels.conv, self.W, self.b, self.stride, self.padding
         code, alpha = act._fusable_code, act._alpha_value()
         bounds, cols = self._split(x)
@@ -174,6 +183,8 @@ class Conv2d(_Spatial):
         g = act._cast_grad(gradOutput, shape)
         delta = act._buffer("gradInput", shape)
         gi = self._buffer("gradInput", x.shape)
+        # the kernel writes delta and gradInput, then reads input and gradOutput again
+        x, g = apart(apart(x, gi), delta), apart(apart(g, gi), delta)
         conv, W, s, p = self.backend.kernels.conv, self.W, self.stride, self.padding
         code, alpha, pre, out = act._fusable_code, act._alpha_value(), self.output, act.output
         bounds, cols = self._split(x)
@@ -197,6 +208,9 @@ class MaxPool2d(_Spatial):
     """Max over k x k windows of each channel, ``stride`` (default k) apart, no
     padding, floor output size. NaN in a window propagates; backward routes each
     gradient to its window's arg-max (overlapping windows accumulate)."""
+
+    kernel_size = Setting(positive_int)
+    stride = Setting(positive_int)
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
@@ -229,8 +243,11 @@ class MaxPool2d(_Spatial):
         x = self._fresh_input(input)
         shape = self._out_shape(x)
         out = self._buffer("output", shape)
+        x = self._apart_input(x, out)
         pool, k, s = self.backend.kernels.pool, self.kernel_size, self.stride
         idx = self._indices(shape)
+        # the indices address planes of this input's size: backward must write into one
+        self.__dict__["_pooled_shape"] = x.shape
         self._run_split(lambda i, lo, hi: pool.maxpool2d_forward(
             rows(x, lo, hi), rows(out, lo, hi), rows(idx, lo, hi), k, s),
             self._batch_parts(x.shape[0], x.size, POOL_SPLIT_MIN))
@@ -242,11 +259,17 @@ class MaxPool2d(_Spatial):
         x = self._checked_input(input)
         shape = self._out_shape(x)
         idx = self._buffers.get("indices")
-        if idx is None or tuple(idx.shape) != tuple(shape):
+        pooled = self.__dict__.get("_pooled_shape")
+        if idx is None or pooled is None or tuple(idx.shape) != tuple(shape) \
+                or tuple(pooled) != tuple(x.shape):
             raise ValueError(f"{self!r}: backward input of shape {tuple(x.shape)} does not match "
-                             f"the last forward (output shape {tuple(self.output.shape)})")
+                             f"the last forward (input shape {pooled}); call forward on it first")
+        if idx.dtype != np.int64 or (type(idx) is np.ndarray and not idx.flags.c_contiguous):
+            raise ValueError(f"{self!r}: the saved indices are not this module's own buffer "
+                             f"(dtype {idx.dtype}); call forward again")
         g = self._cast_grad(gradOutput, shape)
         gi = self._buffer("gradInput", x.shape)
+        g = apart(g, gi)
         pool, k, s = self.backend.kernels.pool, self.kernel_size, self.stride
         self._run_split(lambda i, lo, hi: pool.maxpool2d_backward(
             rows(g, lo, hi), rows(gi, lo, hi), rows(idx, lo, hi), k, s),

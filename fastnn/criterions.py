@@ -4,6 +4,7 @@ place that divides by the batch size. Targets are class indices (1-D ints) or
 rows of the input's width (one-hot or soft labels)."""
 import numpy as np
 
+from ._contracts import apart
 from .backend import CPUBackend, is_cuda_object, to_numpy
 
 __all__ = ["Criterion", "MSECriterion", "ClassNLLCriterion", "ClassNLLCriterionUnstable",
@@ -45,6 +46,8 @@ class Criterion:
             dtype = np.float64 if input.dtype == np.float64 else np.float32
         else:
             dtype = np.float64 if np.dtype(input.dtype) == np.float64 else np.float32
+        if len(input.shape) == 0:  # np.ascontiguousarray would make it 1-D, unannounced
+            raise ValueError(f"{self!r}: got a 0-d input (a scalar); expected a batch (N, ...)")
         x = backend.to_device(input, dtype)
         return backend, x
 
@@ -70,6 +73,8 @@ class Criterion:
         n, c = x.shape
         t = backend.to_numpy(target) if not isinstance(target, np.ndarray) else target
         t = np.asarray(t)
+        if not t.dtype.isnative:  # e.g. big-endian labels read from a file: kernels take native
+            t = t.astype(t.dtype.newbyteorder("="))
         if t.ndim == 1 or (t.ndim == 2 and t.shape[1] == 1 and c != 1):
             t = t.reshape(-1)
             if t.shape[0] != n:
@@ -148,6 +153,8 @@ class MSECriterion(Criterion):
     def updateGradInput(self, input, target):
         backend, x, t = self._pair(input, target)
         gi = self._buffer(backend, "gradInput", x.shape, x.dtype)
+        # fed its own gradInput (as input or target): the kernels write it while reading them
+        x, t = apart(x, gi), apart(t, gi)
         backend.kernels.softmax_nll.mse_backward(x, t, gi, 1.0 / max(x.shape[0], 1))
         self.gradInput = gi
         return gi
@@ -189,6 +196,8 @@ class ClassNLLCriterion(Criterion):
         kind, t = self._target(backend, x, target)
         is_prob = self._kind(backend, x)
         gi = self._buffer(backend, "gradInput", x.shape, x.dtype)
+        # fed its own gradInput (as input or target): the kernels write it while reading them
+        x, t = apart(x, gi), apart(t, gi)
         k = backend.kernels.softmax_nll
         fn = k.class_nll_backward if kind == "index" else k.class_nll_dense_backward
         fn(x, t, gi, is_prob, 1.0 / max(x.shape[0], 1))
@@ -217,6 +226,8 @@ class ClassNLLCriterionUnstable(Criterion):
         backend, x = self._input(input)
         t = self._dense(backend, x, target)
         gi = self._buffer(backend, "gradInput", x.shape, x.dtype)
+        # fed its own gradInput (as input or target): the kernels write it while reading them
+        x, t = apart(x, gi), apart(t, gi)
         backend.kernels.softmax_nll.clipped_nll_backward(x, t, gi, self.EPS,
                                                          1.0 / max(x.shape[0], 1))
         self.gradInput = gi
@@ -248,6 +259,8 @@ class CrossEntropyCriterion(Criterion):
             self.updateOutput(input, target)
             probs = self._buffers["probabilities"]
         gi = self._buffer(backend, "gradInput", x.shape, x.dtype)
+        # fed its own gradInput (as input or target): the kernels write it while reading them
+        x, t = apart(x, gi), apart(t, gi)
         k = backend.kernels.softmax_nll
         fn = k.cross_entropy_backward if kind == "index" else k.cross_entropy_dense_backward
         fn(t, gi, probs, 1.0 / max(x.shape[0], 1))

@@ -2,6 +2,7 @@
 ChannelwiseScaling, BatchMeanSubtraction."""
 import numpy as np
 
+from ._contracts import Setting, ShapeOf, apart, name_of
 from .activations import FUSABLE_ACTIVATIONS
 from .module import GradientSlot, Module, rows
 from ._runtime.rng import module_rng
@@ -27,12 +28,14 @@ class Linear(Module):
     _grad_names = ("gradW", "gradb")
     gradW = GradientSlot()
     gradb = GradientSlot()
+    #: the sizes the GEMMs use: read from W, so they cannot disagree with it
+    n_in = ShapeOf("W", 1)
+    n_out = ShapeOf("W", 0)
 
     def __init__(self, n_in, n_out):
         super().__init__()
         n_in = _check_positive_int(f"Linear({n_in!r}, {n_out!r})", "n_in", n_in)
         n_out = _check_positive_int(f"Linear({n_in!r}, {n_out!r})", "n_out", n_out)
-        self.n_in, self.n_out = n_in, n_out
         stdv = 1.0 / np.sqrt(n_in)
         rng = module_rng()
         self.W = rng.uniform(-stdv, stdv, size=(n_out, n_in)).astype(self.dtype)
@@ -66,6 +69,7 @@ class Linear(Module):
     def updateOutput(self, input):
         x = self._input(input)
         out = self._buffer("output", (x.shape[0], self.n_out))
+        x = self._apart_input(x, out)
         affine, W, b = self.backend.kernels.affine, self.W, self.b
         if not self._split_batch:
             affine.affine_forward(x, out, W, b)
@@ -80,6 +84,7 @@ class Linear(Module):
         x = self._input(input)
         g = self._cast_grad(gradOutput, (x.shape[0], self.n_out))
         gi = self._buffer("gradInput", x.shape)
+        g = apart(g, gi)
         affine, W = self.backend.kernels.affine, self.W
         if not self._split_batch:
             affine.affine_backward_input(g, gi, W)
@@ -115,6 +120,7 @@ class Linear(Module):
         shape = (x.shape[0], self.n_out)
         pre = self._buffer("output", shape)
         out = act._buffer("output", shape)
+        x = self._apart_input(self._apart_input(x, pre), out)
         affine, W, b = self.backend.kernels.affine, self.W, self.b
         code, alpha = act._fusable_code, act._alpha_value()
         if not self._split_batch:
@@ -134,6 +140,8 @@ class Linear(Module):
         g = act._cast_grad(gradOutput, shape)
         delta = act._buffer("gradInput", shape)
         gi = self._buffer("gradInput", x.shape)
+        # the kernel writes delta and gradInput, then reads input and gradOutput again
+        x, g = apart(apart(x, gi), delta), apart(apart(g, gi), delta)
         affine, W = self.backend.kernels.affine, self.W
         code, alpha, pre, out = act._fusable_code, act._alpha_value(), self.output, act.output
         if not self._split_batch:
@@ -161,12 +169,11 @@ class Dropout(Module):
     1/(1-p); identity in evaluate mode."""
 
     _gradcheck_eval_only = True
+    p = Setting(lambda owner, name, p: _drop_probability(p))
 
     def __init__(self, p=0.5):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout: p is the drop probability and must lie in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = p
 
     def updateOutput(self, input):
         x = self._cast_input(input)
@@ -178,6 +185,7 @@ class Dropout(Module):
             return x
         out = self._buffer("output", x.shape)
         mask = self._buffer("mask", x.shape)
+        x = self._apart_input(x, out)
         self.backend.kernels.dropout.dropout_forward(x, out, mask, self.p)
         self.output = out
         return out
@@ -191,6 +199,8 @@ class Dropout(Module):
         mask = self._buffers.get("mask")
         if mask is None:  # e.g. a copy made between forward and backward
             raise RuntimeError(f"{self!r}: backward called before forward")
+        # the kernel walks gradOutput's length through the mask
+        self._check_saved("the saved mask", mask, g.shape)
         gi = self._buffer("gradInput", g.shape)
         self.backend.kernels.dropout.dropout_backward(g, gi, mask)
         self.gradInput = gi
@@ -198,6 +208,19 @@ class Dropout(Module):
 
     def __repr__(self):
         return f"Dropout(p={self.p})"
+
+
+def _drop_probability(p):
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p < 1:
+        raise ValueError(f"Dropout: p is the drop probability and must lie in [0, 1), got {p!r}")
+    return float(p)
+
+
+def _moving_alpha(owner, name, alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) \
+            or not 0 <= alpha <= 1:
+        raise ValueError(f"{owner}: alpha must lie in [0, 1], got {alpha!r}")
+    return float(alpha)
 
 
 def _as_channels(owner, x):
@@ -220,13 +243,11 @@ class BatchNormalization(Module):
     EPS = 1e-3
     _state_names = ("moving_mean", "moving_variance")
     _center_only = False
+    alpha = Setting(_moving_alpha)
 
     def __init__(self, alpha=0., eps=None):
         super().__init__()
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) \
-                or not 0 <= alpha <= 1:
-            raise ValueError(f"{type(self).__name__}: alpha must lie in [0, 1], got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = alpha
         if eps is not None:  # torch's BatchNorm uses 1e-5 (fastnn.from_torch passes it)
             if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) \
                     or not eps > 0:
@@ -235,25 +256,59 @@ class BatchNormalization(Module):
         self.moving_mean = None
         self.moving_variance = None
 
+    def __setattr__(self, name, value):
+        # The kernels index both statistics by channel: they must be 1-D, of one length
+        # (also after a checkpoint load, which assigns them), of the module's dtype.
+        if name in self._state_names and value is not None and not self.__dict__.get("_rebinding"):
+            value = self._statistic(name, value)
+        super().__setattr__(name, value)
+
+    def _statistic(self, name, value):
+        a = value if isinstance(value, np.ndarray) else np.asarray(self.backend.to_numpy(value))
+        if a.ndim != 1 or a.dtype.kind not in "fiu":
+            raise ValueError(f"{name_of(self)}: {name} must be a 1-D array of numbers (one per "
+                             f"feature/channel), got shape {a.shape} and dtype {a.dtype}")
+        other = self._state_names[name == self._state_names[0]]
+        b = self.__dict__.get(other)
+        if b is not None and tuple(b.shape) != a.shape:
+            raise ValueError(f"{name_of(self)}: {name} of shape {a.shape} does not match "
+                             f"{other} of shape {tuple(b.shape)}: both hold one value per "
+                             f"feature/channel")
+        if self.__dict__.get(name) is not None:
+            return a  # Module.__setattr__ copies it into the current array (same shape)
+        # a copy of our own: training updates it in place, and the caller keeps theirs
+        return self.backend.to_device(np.array(a, dtype=self.dtype), self.dtype)
+
     def _input(self, input):
         x = self._cast_input(input)
         x3 = _as_channels(self, x)
-        c = x3.shape[1]
-        if self.moving_mean is None:
+        n, c, s = x3.shape
+        d = self.__dict__
+        if d["moving_mean"] is None and d["moving_variance"] is None:
             self.moving_mean = self.backend.zeros((c,), self.dtype)
-            ones = np.ones(c, self.dtype)
-            self.moving_variance = self.backend.to_device(ones, self.dtype)
-        elif self.moving_mean.shape[0] != c:
-            raise ValueError(f"{self!r}: input has {c} features/channels (shape {tuple(x.shape)}), "
-                             f"but the moving statistics have {self.moving_mean.shape[0]}")
-        if x.shape[0] < 2 and self.training and x3.shape[2] == 1:
-            raise ValueError(f"{self!r}: training needs a batch of at least 2 to compute "
-                             f"batch statistics, got input of shape {tuple(x.shape)}")
+            self.moving_variance = self.backend.to_device(np.ones(c, self.dtype), self.dtype)
+        for name in self._state_names:
+            self._check_statistic(name, c, x.shape)
+        if self.training and (n * s == 0 or (n < 2 and s == 1)):
+            raise ValueError(f"{self!r}: training needs a batch of at least 2 values per "
+                             f"feature/channel to compute batch statistics, got input of "
+                             f"shape {tuple(x.shape)}")
         return x, x3
+
+    def _check_statistic(self, name, c, shape):
+        a = self.__dict__[name]
+        if a is None:
+            raise ValueError(f"{self!r}: {name} is None but the other moving statistic is "
+                             f"set; assign both (one value per feature/channel)")
+        if a.shape != (c,) and tuple(a.shape) != (c,):
+            raise ValueError(f"{self!r}: input has {c} features/channels (shape {tuple(shape)}), "
+                             f"but {name} has shape {tuple(a.shape)}")
+        self._check_saved(name, a)
 
     def updateOutput(self, input):
         x, x3 = self._input(input)
         out = self._buffer("output", x.shape)
+        x3 = self._apart_input(x, out).reshape(x3.shape)
         out3 = out.reshape(x3.shape)
         k = self.backend.kernels.batchnorm
         if self.training:
@@ -274,12 +329,16 @@ class BatchNormalization(Module):
         g = self._cast_grad(gradOutput, self.output.shape)
         g3 = _as_channels(self, g)
         gi = self._buffer("gradInput", g.shape)
+        g3 = apart(g, gi).reshape(g3.shape)
         k = self.backend.kernels.batchnorm
+        c = g3.shape[1]
         if self._trained_forward:
+            self._check_saved("the saved invstd", self._buffers["invstd"], (c,))
             k.batchnorm_backward_train(g3, gi.reshape(g3.shape),
                                        self.output.reshape(g3.shape),
                                        self._buffers["invstd"], self._center_only)
         else:
+            self._check_statistic("moving_variance", c, g.shape)
             k.batchnorm_backward_eval(g3, gi.reshape(g3.shape), self.moving_variance,
                                       self.EPS, self._center_only)
         self.gradInput = gi
@@ -304,12 +363,13 @@ class ChannelwiseScaling(Module):
     _grad_names = ("gradGamma", "gradBeta")
     gradGamma = GradientSlot()
     gradBeta = GradientSlot()
+    n_out = ShapeOf("gamma", 0)
 
     def __init__(self, n_out):
         super().__init__()
-        self.n_out = _check_positive_int(f"ChannelwiseScaling({n_out!r})", "n_out", n_out)
-        self.gamma = np.ones(self.n_out, self.dtype)
-        self.beta = np.zeros(self.n_out, self.dtype)
+        n_out = _check_positive_int(f"ChannelwiseScaling({n_out!r})", "n_out", n_out)
+        self.gamma = np.ones(n_out, self.dtype)
+        self.beta = np.zeros(n_out, self.dtype)
         self.gradGamma = np.zeros_like(self.gamma)
         self.gradBeta = np.zeros_like(self.beta)
 
@@ -324,6 +384,7 @@ class ChannelwiseScaling(Module):
     def updateOutput(self, input):
         x, x3 = self._input(input)
         out = self._buffer("output", x.shape)
+        x3 = self._apart_input(x, out).reshape(x3.shape)
         self.backend.kernels.scaling.channelwise_scaling_forward(
             x3, out.reshape(x3.shape), self.gamma, self.beta)
         self.output = out
@@ -334,6 +395,7 @@ class ChannelwiseScaling(Module):
         x, x3 = self._input(input)
         g = self._cast_grad(gradOutput, x.shape)
         gi = self._buffer("gradInput", x.shape)
+        g = apart(g, gi)
         self.backend.kernels.scaling.channelwise_scaling_backward_input(
             g.reshape(x3.shape), gi.reshape(x3.shape), self.gamma)
         self.gradInput = gi

@@ -4,10 +4,12 @@ A module's phases are thin: each casts/validates its input, then makes one kerne
 call that writes into buffers the module owns and reuses between calls.
 """
 import copy
+import threading
 import weakref
 
 import numpy as np
 
+from ._contracts import apart, name_of
 from ._runtime import parallel as _parallel
 from .backend import CPUBackend, get_backend, is_cuda_object, to_numpy
 
@@ -90,9 +92,15 @@ class Module:
         d["_grad_zero_pending"] = False
         d["_fwd_src"] = None
         d["_fwd_input"] = None
+        d["_busy"] = threading.RLock()
 
     # ---- parameter assignment: store values, check shape -------------------
     def __setattr__(self, name, value):
+        if name in _SET_BY_METHODS:
+            # kernels pick their BLAS routine and loops by dtype: a float64 module with
+            # float32 weights would read past them
+            raise AttributeError(f"{name_of(self)}: {name} is set by "
+                                 f"{_SET_BY_METHODS[name]}, not by assignment")
         if (name in self._param_names or name in self._state_names) and \
                 self.__dict__.get(name) is not None and not self.__dict__.get("_rebinding"):
             self._assign_into(name, self.__dict__[name], value)
@@ -170,15 +178,43 @@ class Module:
 
     # ---- the protocol -------------------------------------------------------
     def forward(self, input):
-        self.__dict__["_fwd_src"] = None  # a reused input buffer may hold new values
-        out = self.updateOutput(input)
-        self.__dict__["output"] = out
-        return out
+        """Compute and return ``output`` for ``input``.
+
+        A module is used by one thread at a time: it keeps its output, its saved
+        forward state and its scratch in buffers it reuses, so a second thread
+        entering while one is inside raises RuntimeError instead of returning the
+        other thread's numbers. Give each thread its own copy
+        (``copy.deepcopy(net)``) for concurrent inference."""
+        d = self.__dict__
+        busy = d["_busy"]
+        if not busy.acquire(False):
+            raise _concurrent_use(self, "forward")
+        try:
+            d["_fwd_src"] = None  # a reused input buffer may hold new values
+            out = self.updateOutput(input)
+            d["output"] = out
+            return out
+        finally:
+            busy.release()
 
     def backward(self, input, gradOutput):
-        self.updateGradInput(input, gradOutput)
-        self.accGradParameters(input, gradOutput)
-        return self.gradInput
+        """updateGradInput then accGradParameters; returns ``gradInput``. One thread
+        at a time (see ``forward``)."""
+        busy = self.__dict__["_busy"]
+        if not busy.acquire(False):
+            raise _concurrent_use(self, "backward")
+        try:
+            if self._grad_names:
+                # accGradParameters reads input and gradOutput after updateGradInput
+                # has rewritten the gradInput buffer: neither may live in it
+                gi = self.__dict__["gradInput"]
+                if gi is not None:
+                    input, gradOutput = apart(input, gi), apart(gradOutput, gi)
+            self.updateGradInput(input, gradOutput)
+            self.accGradParameters(input, gradOutput)
+            return self.gradInput
+        finally:
+            busy.release()
 
     def updateOutput(self, input):
         self.output = input
@@ -283,7 +319,7 @@ class Module:
             raise ValueError(f"{self!r}: dtype must be float32 or float64, got {dtype}")
         if self.backend is not CPUBackend:
             raise RuntimeError(f"{self!r}: change the dtype on the CPU, before .cuda()")
-        self.dtype = dtype
+        self.__dict__["dtype"] = dtype
         self._convert_arrays(lambda a: np.ascontiguousarray(a, dtype=dtype))
         return self
 
@@ -297,14 +333,14 @@ class Module:
         backend = get_backend("cuda")
         if self.backend is not backend:
             self._convert_arrays(lambda a: backend.to_device(self.backend.to_numpy(a), a.dtype))
-            self.backend = backend
+            self.__dict__["backend"] = backend
         return self
 
     def cpu(self):
         if self.backend is not CPUBackend:
             old = self.backend
             self._convert_arrays(lambda a: np.ascontiguousarray(old.to_numpy(a)))
-            self.backend = CPUBackend
+            self.__dict__["backend"] = CPUBackend
         return self
 
     # ---- helpers for subclasses -------------------------------------------------
@@ -331,7 +367,7 @@ class Module:
         d = self.__dict__
         if input is d["_fwd_src"] and d["_fwd_input"] is not None:
             return d["_fwd_input"]
-        if self._kernel_ready(input):
+        if self._kernel_ready(input) and input.ndim:
             d["_fwd_src"] = d["_fwd_input"] = input
             return input
         if self.backend is CPUBackend:
@@ -342,6 +378,9 @@ class Module:
                 input = np.asarray(input)
             if input.dtype.kind not in "fiub":
                 raise TypeError(f"{self!r}: input must be real numbers, got dtype {input.dtype}")
+        if len(input.shape) == 0:  # np.ascontiguousarray would make it 1-D, unannounced
+            raise ValueError(f"{self!r}: got a 0-d input (a scalar); modules take batches "
+                             f"(N, ...): wrap it, e.g. np.array([[x]])")
         x = self.backend.to_device(input, self.dtype)
         d["_fwd_src"] = input
         d["_fwd_input"] = x
@@ -362,13 +401,38 @@ class Module:
     def _require_forward(self, input, output_shape=None):
         """Backward needs a forward first; with ``output_shape`` (what ``input`` would
         give), also that the last forward was on such an input: kernels read the saved
-        output, and a mismatch would make them read past its end (Numba does not check)."""
-        if self.output is None:
+        output, and a mismatch would make them read past its end (Numba does not check).
+        The saved ``output`` is a public attribute, so its dtype and layout are checked
+        too (a float64 array handed to a float32 kernel is read with the wrong stride)."""
+        out = self.output
+        if out is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        if output_shape is not None and tuple(self.output.shape) != tuple(output_shape):
+        if output_shape is not None and out.shape != output_shape \
+                and tuple(out.shape) != tuple(output_shape):
             raise ValueError(f"{self!r}: backward input of shape {tuple(np.shape(input))} does "
                              f"not match the last forward (output shape "
-                             f"{tuple(self.output.shape)}); call forward on it first")
+                             f"{tuple(out.shape)}); call forward on it first")
+        self._check_saved("output", out, output_shape)
+
+    def _check_saved(self, name, a, shape=None):
+        """A saved array a kernel will read: of the module's dtype, C-contiguous, on
+        the module's device and, given ``shape``, of that shape (O(1) checks)."""
+        if not self._kernel_ready(a) and (self.backend is CPUBackend or a.dtype != self.dtype):
+            raise ValueError(f"{self!r}: {name} is not this module's own buffer (got "
+                             f"{type(a).__name__} of dtype {getattr(a, 'dtype', None)}, "
+                             f"expected a C-contiguous {self.dtype} array); call forward again")
+        if shape is not None and a.shape != shape and tuple(a.shape) != tuple(shape):
+            raise ValueError(f"{self!r}: {name} has shape {tuple(a.shape)}, expected "
+                             f"{tuple(shape)} from the last forward; call forward again")
+
+    def _apart_input(self, x, buf):
+        """The input ``x`` for a kernel that writes ``buf``: a copy when it overlaps
+        ``buf`` (see _contracts.apart), also kept as the cast input so that backward on
+        the same array sees what forward read."""
+        y = apart(x, buf)
+        if y is not x:
+            self.__dict__["_fwd_input"] = y
+        return y
 
     def _check_ndim(self, x, ndims, what):
         if x.ndim not in ndims:
@@ -386,6 +450,7 @@ class Module:
         state["_buffers"] = {}
         state["_fwd_src"] = None
         state["_fwd_input"] = None
+        state.pop("_busy", None)  # a lock: per object, rebuilt by __setstate__
         for k, v in list(state.items()):
             if isinstance(v, np.ndarray) and v.base is not None:
                 state[k] = v.copy()
@@ -393,6 +458,7 @@ class Module:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__["_busy"] = threading.RLock()
 
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
@@ -548,21 +614,21 @@ class Container(Module):
     def type(self, dtype):
         for m in self.modules:
             m.type(dtype)
-        self.dtype = np.dtype(dtype)
+        self.__dict__["dtype"] = np.dtype(dtype)
         self._invalidate()
         return self
 
     def cuda(self):
         for m in self.modules:
             m.cuda()
-        self.backend = self.modules[0].backend if self.modules else get_backend("cuda")
+        self.__dict__["backend"] = self.modules[0].backend if self.modules else get_backend("cuda")
         self._invalidate()
         return self
 
     def cpu(self):
         for m in self.modules:
             m.cpu()
-        self.backend = CPUBackend
+        self.__dict__["backend"] = CPUBackend
         self._invalidate()
         return self
 
@@ -637,17 +703,22 @@ class Sequential(Container):
         return x
 
     def backward(self, input, gradOutput):
-        mods = self.modules
-        g = gradOutput
-        for i, fused in reversed(self._fusion_plan()):
-            if fused:
+        busy = self.__dict__["_busy"]
+        if not busy.acquire(False):
+            raise _concurrent_use(self, "backward")
+        try:
+            mods = self.modules
+            g = gradOutput
+            for i, fused in reversed(self._fusion_plan()):
                 inp = input if i == 0 else mods[i - 1].output
-                g = mods[i].backward_fused(inp, g, mods[i + 1])
-            else:
-                inp = input if i == 0 else mods[i - 1].output
-                g = mods[i].backward(inp, g)
-        self.gradInput = g
-        return g
+                if fused:
+                    g = mods[i].backward_fused(inp, g, mods[i + 1])
+                else:
+                    g = mods[i].backward(inp, g)
+            self.gradInput = g
+            return g
+        finally:
+            busy.release()
 
     def updateGradInput(self, input, gradOutput):
         # Torch7 semantics: gradInput only, parameters untouched.
@@ -673,6 +744,17 @@ class Sequential(Container):
             child = repr(m).replace("\n", "\n     ")
             lines.append(f"  ({i}) {child}")
         return "\n".join(lines)
+
+
+# attributes that only these methods may change (see Module.__setattr__)
+_SET_BY_METHODS = {"dtype": ".type(), .float() or .double()", "backend": ".cuda() or .cpu()"}
+
+
+def _concurrent_use(module, phase):
+    return RuntimeError(
+        f"{name_of(module)}: {phase} called while another thread is inside this module. "
+        f"A module reuses its output and scratch buffers, so it serves one thread at a "
+        f"time; give each thread its own copy (copy.deepcopy(net)).")
 
 
 def _copy_lists(nested):

@@ -153,25 +153,37 @@ def _fused_state(state, keys, vs, gs, backend):
     return cache
 
 
-def _per_var_state(state, key, i, g, backend):
+def _per_var_state(state, key, i, v, backend):
+    """The state array ``key`` of variable ``i``, made to match ``v``: the kernel walks
+    ``v``'s length through it with ``v``'s dtype."""
     d = state.setdefault(key, {})
     buf = d.get(i)
     if buf is None:
-        buf = backend.zeros(tuple(g.shape), g.dtype)
+        buf = backend.zeros(tuple(v.shape), v.dtype)
         d[i] = buf
-    elif tuple(buf.shape) != tuple(g.shape):
-        raise ValueError(f"optimizer state {key}[{i}] has shape {tuple(buf.shape)} but the "
-                         f"variable now has shape {tuple(g.shape)}; start with a fresh state dict")
-    elif not backend.is_device_array(buf):
-        # state from a checkpoint, or from before a .cuda()/.cpu() move: bring it over
-        buf = backend.to_device(to_numpy(buf), g.dtype)
+    elif tuple(np.shape(buf)) != tuple(v.shape):
+        raise ValueError(f"optimizer state {key}[{i}] has shape {tuple(np.shape(buf))} but the "
+                         f"variable now has shape {tuple(v.shape)}; start with a fresh state dict")
+    elif not backend.is_device_array(buf) or buf.dtype != v.dtype or (
+            backend is CPUBackend and not buf.flags.c_contiguous):
+        # state from a checkpoint, from before a .cuda()/.cpu()/.double() move, or
+        # assigned by hand: bring it over as the kernel's own array
+        buf = backend.to_device(np.ascontiguousarray(to_numpy(buf)), v.dtype)
         d[i] = buf
     return buf
 
 
 def _config_value(config, key, where, default=None):
     if key in config:
-        return float(config[key])
+        try:
+            value = float(config[key])
+        except (TypeError, ValueError):
+            raise TypeError(f"{where}: config[{key!r}] must be a number, "
+                            f"got {config[key]!r}") from None
+        if not math.isfinite(value):  # NaN would turn every parameter into NaN, silently
+            raise ValueError(f"{where}: config[{key!r}] must be a finite number, "
+                             f"got {config[key]!r}")
+        return value
     if default is None:
         raise KeyError(f"{where}: config needs the key {key!r}")
     return default
@@ -195,7 +207,7 @@ def sgd_momentum(variables, gradients, config, state):
         kernel(fused["G"], fused["P"], fused["buffers"]["accumulated_grads"], t(lr), t(momentum))
         return
     for i, (v, g) in enumerate(zip(vs, gs)):
-        vel = _per_var_state(state, "accumulated_grads", i, g, backend)
+        vel = _per_var_state(state, "accumulated_grads", i, v, backend)
         t = np.dtype(v.dtype).type
         p = _as_kernel_param(v, backend)
         kernel(_as_kernel_array(g, v.dtype, backend), p, vel, t(lr), t(momentum))
@@ -227,8 +239,8 @@ def adam_optimizer(variables, gradients, config, state):
                t(lr_t), t(beta1), t(beta2), t(eps))
         return
     for i, (v, g) in enumerate(zip(vs, gs)):
-        m_i = _per_var_state(state, "m", i, g, backend)
-        v_i = _per_var_state(state, "v", i, g, backend)
+        m_i = _per_var_state(state, "m", i, v, backend)
+        v_i = _per_var_state(state, "v", i, v, backend)
         t = np.dtype(v.dtype).type
         p = _as_kernel_param(v, backend)
         kernel(_as_kernel_array(g, v.dtype, backend), p, m_i, v_i, t(lr_t), t(beta1), t(beta2),
@@ -264,6 +276,8 @@ class _Optimizer:
                             f"expected {sorted(self._defaults)}")
         self.module = module
         self.config = dict(self._defaults, **config)
+        for key in self.config:  # fail here, not at the first step
+            _config_value(self.config, key, type(self).__name__)
         self.state = {}
 
     def zero_grad(self):
