@@ -1,0 +1,482 @@
+"""Hidden kernel contracts, family by family: every inconsistent state a user can reach
+through public attributes (W, gradW, sizes, settings, moving statistics, saved outputs,
+dtype) or a crafted checkpoint must raise an error naming the module, never reach an
+unchecked Numba kernel.
+
+The cases run in child processes (several per child, a fresh child after a crash): an
+out-of-bounds write that kills the interpreter fails its case instead of pytest.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CASES = {}  # name -> (function, exception class names, substrings of the message)
+
+
+def case(errors, *parts):
+    """Register a crash-prone case: calling it must raise one of ``errors`` (names) with
+    every one of ``parts`` in the message."""
+    def register(fn):
+        CASES[fn.__name__] = (fn, tuple(errors.split()), parts)
+        return fn
+    return register
+
+
+def _x(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+# ---- affine (Linear) ------------------------------------------------------------------------
+@case("AttributeError", "Linear", "n_in", "W.shape[1]")
+def linear_n_in_edited():
+    import fastnn
+    m = fastnn.Linear(64, 8)
+    m.n_in = 3  # the GEMM would take 3 from the input and 64 from W
+    m.forward(_x(2, 3))
+
+
+@case("AttributeError", "Linear", "dtype", ".double()")
+def linear_dtype_assigned():
+    import fastnn
+    m = fastnn.Linear(64, 8)
+    m.dtype = np.float64  # dgemm over float32 weights reads twice their size
+    m.forward(_x(2, 64))
+
+
+@case("ValueError", "Linear", "W", "(8, 64)")
+def linear_W_wrong_shape():
+    import fastnn
+    m = fastnn.Linear(64, 8)
+    m.W = np.zeros((8, 65), np.float32)
+
+
+@case("ValueError", "Linear", "gradW", "(8, 64)")
+def linear_gradW_wrong_shape():
+    import fastnn
+    m = fastnn.Linear(64, 8)
+    m.gradW = np.zeros((4, 64), np.float32)
+
+
+@case("ValueError", "Linear", "output", "float32")
+def linear_fused_saved_output_wrong_dtype():
+    import fastnn
+    net = fastnn.Sequential(fastnn.Linear(16, 8), fastnn.ReLU())
+    x = _x(4, 16)
+    net.forward(x)
+    net[0].output = np.zeros((4, 8))  # float64: the fused backward reads it as float32
+    net.backward(x, _x(4, 8))
+
+
+@case("ValueError", "ReLU", "output", "C-contiguous")
+def linear_fused_saved_output_not_contiguous():
+    import fastnn
+    net = fastnn.Sequential(fastnn.Linear(16, 8), fastnn.ReLU())
+    x = _x(4, 16)
+    net.forward(x)
+    net[1].output = np.asfortranarray(_x(4, 8))
+    net.backward(x, _x(4, 8))
+
+
+# ---- conv -----------------------------------------------------------------------------------
+@case("AttributeError", "Conv2d", "kernel_size", "W.shape[2]")
+def conv_kernel_size_edited():
+    import fastnn
+    m = fastnn.Conv2d(2, 3, 5)
+    m.kernel_size = 1  # a larger output than the 5x5 weight's kernel fills
+    m.forward(_x(2, 2, 8, 8))
+
+
+@case("AttributeError", "Conv2d", "n_in")
+def conv_n_in_edited():
+    import fastnn
+    m = fastnn.Conv2d(8, 3, 3)
+    m.n_in = 1
+    m.forward(_x(2, 1, 8, 8))
+
+
+@case("ValueError", "Conv2d", "stride", "positive")
+def conv_stride_zero():
+    import fastnn
+    m = fastnn.Conv2d(2, 3, 3)
+    m.stride = 0
+    m.forward(_x(2, 2, 8, 8))
+
+
+@case("ValueError", "Conv2d", "padding", ">= 0")
+def conv_padding_negative():
+    import fastnn
+    m = fastnn.Conv2d(2, 3, 3)
+    m.padding = -4
+    m.forward(_x(2, 2, 16, 16))
+
+
+@case("ValueError", "Conv2d", "W", "(3, 2, 3, 3)")
+def conv_W_wrong_shape():
+    import fastnn
+    m = fastnn.Conv2d(2, 3, 3)
+    m.W = np.zeros((3, 2, 5, 5), np.float32)
+
+
+@case("ValueError", "ReLU", "output")
+def conv_fused_saved_output_wrong_dtype():
+    import fastnn
+    net = fastnn.Sequential(fastnn.Conv2d(2, 3, 3), fastnn.ReLU())
+    x = _x(2, 2, 6, 6)
+    net.forward(x)
+    net[1].output = np.zeros((2, 3, 6, 6))
+    net.backward(x, _x(2, 3, 6, 6))
+
+
+# ---- pool -----------------------------------------------------------------------------------
+@case("ValueError", "MaxPool2d", "(1, 1, 4, 4)", "(1, 1, 5, 5)")
+def pool_backward_on_another_input_size():
+    import fastnn
+    m = fastnn.MaxPool2d(2)
+    m.forward(_x(1, 1, 5, 5))
+    # both pool to 2x2: the saved arg-max indices address a 5x5 plane
+    m.backward(_x(1, 1, 4, 4), _x(1, 1, 2, 2))
+
+
+@case("ValueError", "MaxPool2d", "(64, 8, 32, 32)", "(64, 8, 33, 33)")
+def pool_backward_on_another_input_size_large():
+    import fastnn
+    m = fastnn.MaxPool2d(2)
+    m.forward(_x(64, 8, 33, 33))  # indices up to 31 * 33 + 31, past a 32x32 plane
+    m.backward(_x(64, 8, 32, 32), _x(64, 8, 16, 16))
+
+
+@case("ValueError", "MaxPool2d", "(2, 3, 4, 4)", "(2, 3, 5, 5)")
+def pool_backward_through_sequential():
+    import fastnn
+    net = fastnn.Sequential(fastnn.MaxPool2d(2), fastnn.ReLU())
+    net.forward(_x(2, 3, 5, 5))
+    net.backward(_x(2, 3, 4, 4), _x(2, 3, 2, 2))
+
+
+@case("ValueError", "MaxPool2d", "kernel_size", "positive")
+def pool_kernel_size_zero():
+    import fastnn
+    m = fastnn.MaxPool2d(2, stride=1)
+    m.kernel_size = 0  # windows past the plane's last row: backward writes past gradInput
+    x = _x(2, 3, 6, 6)
+    y = m.forward(x)
+    m.backward(x, np.ones_like(y))
+
+
+@case("ValueError", "MaxPool2d", "stride", "positive")
+def pool_stride_zero():
+    import fastnn
+    m = fastnn.MaxPool2d(2)
+    m.stride = 0
+    m.forward(_x(2, 3, 6, 6))
+
+
+@case("ValueError", "MaxPool2d", "indices")
+def pool_saved_indices_wrong_dtype():
+    import fastnn
+    m = fastnn.MaxPool2d(2)
+    x = _x(2, 3, 6, 6)
+    m.forward(x)
+    m._buffers["indices"] = m._buffers["indices"].astype(np.int32)
+    m.backward(x, _x(2, 3, 3, 3))
+
+
+# ---- batchnorm ------------------------------------------------------------------------------
+@case("ValueError", "BatchNormalization", "moving_variance", "(1,)", "(64,)")
+def batchnorm_moving_stats_disagree_eval():
+    import fastnn
+    m = fastnn.BatchNormalization(0.9)
+    m.moving_mean = np.zeros(64)
+    m.moving_variance = np.ones(1)  # eval would read 63 values past it
+    m.evaluate().forward(_x(256, 64))
+
+
+@case("ValueError", "BatchNormalization", "moving_mean", "(1,)")
+def batchnorm_moving_stats_disagree_train():
+    import fastnn
+    m = fastnn.BatchNormalization(0.9)
+    m.moving_variance = np.ones(64)
+    m.moving_mean = np.zeros(1)  # training would write 63 values past it
+    m.forward(_x(256, 64))
+
+
+@case("ValueError", "BatchNormalization", "1-D")
+def batchnorm_moving_stat_2d():
+    import fastnn
+    m = fastnn.BatchNormalization()
+    m.moving_mean = np.zeros((4, 1))
+
+
+@case("ValueError", "BatchNormalization", "moving_mean", "(3,)", "16")
+def batchnorm_stats_fewer_channels_than_input():
+    import fastnn
+    m = fastnn.BatchNormalization()
+    m.moving_mean = np.zeros(3)
+    m.moving_variance = np.ones(3)
+    m.forward(_x(8, 16, 4, 4))
+
+
+@case("ValueError", "BatchNormalization", "moving_variance", "float32")
+def batchnorm_unpickled_stats_wrong_dtype():
+    import fastnn
+    m = fastnn.BatchNormalization()
+    m.forward(_x(4, 3))
+    state = m.__getstate__()
+    state["moving_variance"] = np.ones(3)  # float64 into a float32 module, past __setattr__
+    m2 = fastnn.BatchNormalization.__new__(fastnn.BatchNormalization)
+    m2.__setstate__(state)
+    m2.evaluate().forward(_x(4, 3))
+
+
+@case("ValueError", "BatchNormalization", "moving_variance", "(1,)")
+def batchnorm_crafted_checkpoint():
+    import tempfile
+    import fastnn
+    net = fastnn.Sequential(fastnn.Linear(4, 64), fastnn.BatchNormalization(0.9))
+    path = os.path.join(tempfile.mkdtemp(), "bn.npz")
+    fastnn.save_checkpoint(path, net)
+    with np.load(path) as f:
+        arrays = dict(f)
+    arrays["state/1/moving_mean"] = np.zeros(64, np.float32)
+    arrays["state/1/moving_variance"] = np.ones(1, np.float32)
+    np.savez(path, **arrays)
+    fresh = fastnn.Sequential(fastnn.Linear(4, 64), fastnn.BatchNormalization(0.9))
+    fastnn.load_checkpoint(path, fresh)
+    fresh.evaluate().forward(_x(256, 4))
+
+
+@case("ValueError", "BatchNormalization", "invstd", "(3,)")
+def batchnorm_saved_output_other_channels():
+    import fastnn
+    m = fastnn.BatchNormalization()
+    x = _x(8, 3)
+    m.forward(x)
+    m.output = _x(8, 64)  # backward would read 61 invstd values past the saved 3
+    m.backward(x, _x(8, 64))
+
+
+@case("ValueError", "BatchNormalization", "(2, 3, 0, 0)", "at least 2")
+def batchnorm_train_empty_spatial():
+    import fastnn
+    fastnn.BatchNormalization().forward(np.zeros((2, 3, 0, 0), np.float32))
+
+
+@case("ValueError", "BatchNormalization", "(0, 3, 2, 2)")
+def batchnorm_train_empty_batch():
+    import fastnn
+    fastnn.BatchNormalization().forward(np.zeros((0, 3, 2, 2), np.float32))
+
+
+# ---- dropout --------------------------------------------------------------------------------
+@case("ValueError", "Dropout", "mask", "(4, 8)")
+def dropout_saved_output_grown():
+    import fastnn
+    m = fastnn.Dropout(0.5)
+    x = _x(4, 8)
+    m.forward(x)
+    m.output = _x(4096, 8)  # the mask holds 32 values; backward walks 32768
+    m.backward(x, _x(4096, 8))
+
+
+@case("ValueError", "Dropout", "[0, 1)")
+def dropout_p_one():
+    import fastnn
+    m = fastnn.Dropout(0.5)
+    m.p = 1.0  # scale 1 / (1 - p)
+    m.forward(_x(4, 8))
+
+
+# ---- activation / softmax -------------------------------------------------------------------
+@case("ValueError", "Tanh", "output", "float32")
+def activation_saved_output_wrong_dtype():
+    import fastnn
+    m = fastnn.Tanh()
+    x = _x(4, 8)
+    m.forward(x)
+    m.output = np.zeros((4, 8))
+    m.backward(x, _x(4, 8))
+
+
+@case("ValueError", "Sigmoid", "output", "C-contiguous")
+def activation_saved_output_strided():
+    import fastnn
+    m = fastnn.Sigmoid()
+    x = _x(4, 8)
+    m.forward(x)
+    m.output = _x(4, 16)[:, ::2]
+    m.backward(x, _x(4, 8))
+
+
+@case("ValueError", "LeakyReLU", "slope")
+def activation_slope_not_a_number():
+    import fastnn
+    fastnn.LeakyReLU().slope = "steep"
+
+
+@case("ValueError", "SoftMax", "output", "float32")
+def softmax_saved_output_wrong_dtype():
+    import fastnn
+    m = fastnn.SoftMax()
+    x = _x(4, 8)
+    m.forward(x)
+    m.output = np.zeros((4, 8))
+    m.backward(x, _x(4, 8))
+
+
+@case("ValueError", "SoftMax", "(3, 0)", "no classes")
+def softmax_no_classes():
+    import fastnn
+    fastnn.SoftMax().forward(np.zeros((3, 0), np.float32))
+
+
+@case("ValueError", "LogSoftMax", "(3, 0)", "no classes")
+def log_softmax_no_classes():
+    import fastnn
+    fastnn.LogSoftMax().forward(np.zeros((3, 0), np.float32))
+
+
+# ---- scaling --------------------------------------------------------------------------------
+@case("AttributeError", "ChannelwiseScaling", "n_out", "gamma.shape[0]")
+def scaling_n_out_edited():
+    import fastnn
+    m = fastnn.ChannelwiseScaling(3)
+    m.n_out = 64  # gamma holds 3 values
+    m.forward(_x(4, 64))
+
+
+@case("ValueError", "ChannelwiseScaling", "gamma", "(3,)")
+def scaling_gamma_wrong_shape():
+    import fastnn
+    fastnn.ChannelwiseScaling(3).gamma = np.ones(64)
+
+
+# ---- 0-d input (any module) -----------------------------------------------------------------
+@case("ValueError", "ReLU", "0-d")
+def zero_d_input_float64():
+    import fastnn
+    fastnn.ReLU().forward(np.array(3.0))
+
+
+@case("ValueError", "ReLU", "0-d")
+def zero_d_input_float32():
+    import fastnn
+    fastnn.ReLU().forward(np.array(3.0, np.float32))
+
+
+@case("ValueError", "MSECriterion", "0-d")
+def zero_d_input_criterion():
+    import fastnn
+    fastnn.MSECriterion().forward(np.array(3.0), np.array([3.0]))
+
+
+# ---- softmax_nll (labels) / optim -----------------------------------------------------------
+@case("ValueError", "CrossEntropyCriterion", "label 7", "[0, 2]")
+def labels_out_of_range():
+    import fastnn
+    fastnn.CrossEntropyCriterion().forward(_x(2, 3), np.array([0, 7]))
+
+
+@case("ValueError", "CrossEntropyCriterion", "label 9", "[0, 2]")
+def labels_big_endian_out_of_range():
+    import fastnn
+    fastnn.CrossEntropyCriterion().forward(_x(2, 3), np.array([0, 9], dtype=">i8"))
+
+
+@case("ValueError", "accumulated_grads[0]", "(8, 4)")
+def optim_state_wrong_shape():
+    import fastnn
+    W, gW = np.zeros((8, 4), np.float32), np.ones((8, 4), np.float32)
+    state = {"accumulated_grads": {0: np.zeros(3, np.float32)}}
+    fastnn.sgd_momentum([W], [gW], {"learning_rate": 0.1, "momentum": 0.9}, state)
+
+
+@case("ValueError", "SGD", "learning_rate", "nan")
+def optim_learning_rate_nan():
+    import fastnn
+    fastnn.optim.SGD(fastnn.Linear(2, 2), learning_rate=float("nan"))
+
+
+@case("ValueError", "adam_optimizer", "learning_rate", "inf")
+def optim_functional_learning_rate_inf():
+    import fastnn
+    W, gW = np.zeros(4, np.float32), np.ones(4, np.float32)
+    fastnn.adam_optimizer([W], [gW], {"learning_rate": float("inf")}, {})
+
+
+# ---- the child-process runner ---------------------------------------------------------------
+def _child_main(names):
+    """Run the named cases in order, one JSON line each (the name is printed first so
+    that the parent knows which case a crash killed)."""
+    for name in names:
+        print(json.dumps({"start": name}), flush=True)
+        fn = CASES[name][0]
+        try:
+            fn()
+            res = {"name": name, "error": None, "message": ""}
+        except Exception as exc:  # noqa: BLE001 - the type is the result
+            res = {"name": name, "error": type(exc).__name__, "message": str(exc)}
+        print(json.dumps(res), flush=True)
+
+
+def _run_children(names, timeout=600):
+    """{name: result} for every case; a case that kills its child gets the exit code,
+    and the rest go on in a fresh child. A child that dies after its cases returned
+    (heap corruption found at exit) has its cases rerun one per child."""
+    results, todo = {}, list(names)
+    while todo:
+        ran, started, rc, err = _one_child(todo, timeout)
+        if started is not None:
+            ran[started] = {"name": started, "crash": rc, "stderr": err}
+        elif rc != 0 and len(todo) > 1:
+            for name in todo:
+                results.update(_run_children([name], timeout))
+            return results
+        elif rc != 0:
+            ran[todo[0]] = {"name": todo[0], "crash": rc, "stderr": err}
+        results.update(ran)
+        todo = [n for n in todo if n not in results]
+    return results
+
+
+def _one_child(todo, timeout):
+    code = (f"import sys; sys.path.insert(0, {HERE!r}); import test_contracts as t; "
+            f"t._child_main({todo!r})")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=timeout)
+        out, rc, err = proc.stdout, proc.returncode, proc.stderr[-2000:]
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        rc, err = "timeout", ""
+    ran, started = {}, None
+    for line in out.splitlines():
+        if line.startswith("{"):
+            msg = json.loads(line)
+            if "start" in msg:
+                started = msg["start"]
+            else:
+                ran[msg["name"]] = msg
+                started = None
+    return ran, started, rc, err
+
+
+@pytest.fixture(scope="module")
+def outcomes():
+    return _run_children(list(CASES))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_contract(name, outcomes):
+    res = outcomes[name]
+    assert "crash" not in res, f"{name} killed the interpreter (exit {res['crash']}):\n" \
+                               f"{res['stderr']}"
+    _, errors, parts = CASES[name]
+    assert res["error"] is not None, f"{name}: no error raised"
+    assert res["error"] in errors, f"{name}: {res['error']}: {res['message']}"
+    for p in parts:
+        assert p in res["message"], f"{name}: {p!r} not in {res['message']!r}"
