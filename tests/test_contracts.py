@@ -6,15 +6,13 @@ unchecked Numba kernel.
 The cases run in child processes (several per child, a fresh child after a crash): an
 out-of-bounds write that kills the interpreter fails its case instead of pytest.
 """
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from childrun import run_cases
+
 CASES = {}  # name -> (function, exception class names, substrings of the message)
 
 
@@ -408,66 +406,9 @@ def optim_functional_learning_rate_inf():
     fastnn.adam_optimizer([W], [gW], {"learning_rate": float("inf")}, {})
 
 
-# ---- the child-process runner ---------------------------------------------------------------
-def _child_main(names):
-    """Run the named cases in order, one JSON line each (the name is printed first so
-    that the parent knows which case a crash killed)."""
-    for name in names:
-        print(json.dumps({"start": name}), flush=True)
-        fn = CASES[name][0]
-        try:
-            fn()
-            res = {"name": name, "error": None, "message": ""}
-        except Exception as exc:  # noqa: BLE001 - the type is the result
-            res = {"name": name, "error": type(exc).__name__, "message": str(exc)}
-        print(json.dumps(res), flush=True)
-
-
-def _run_children(names, timeout=600):
-    """{name: result} for every case; a case that kills its child gets the exit code,
-    and the rest go on in a fresh child. A child that dies after its cases returned
-    (heap corruption found at exit) has its cases rerun one per child."""
-    results, todo = {}, list(names)
-    while todo:
-        ran, started, rc, err = _one_child(todo, timeout)
-        if started is not None:
-            ran[started] = {"name": started, "crash": rc, "stderr": err}
-        elif rc != 0 and len(todo) > 1:
-            for name in todo:
-                results.update(_run_children([name], timeout))
-            return results
-        elif rc != 0:
-            ran[todo[0]] = {"name": todo[0], "crash": rc, "stderr": err}
-        results.update(ran)
-        todo = [n for n in todo if n not in results]
-    return results
-
-
-def _one_child(todo, timeout):
-    code = (f"import sys; sys.path.insert(0, {HERE!r}); import test_contracts as t; "
-            f"t._child_main({todo!r})")
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=timeout)
-        out, rc, err = proc.stdout, proc.returncode, proc.stderr[-2000:]
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        rc, err = "timeout", ""
-    ran, started = {}, None
-    for line in out.splitlines():
-        if line.startswith("{"):
-            msg = json.loads(line)
-            if "start" in msg:
-                started = msg["start"]
-            else:
-                ran[msg["name"]] = msg
-                started = None
-    return ran, started, rc, err
-
-
 @pytest.fixture(scope="module")
 def outcomes():
-    return _run_children(list(CASES))
+    return run_cases("test_contracts", list(CASES))
 
 
 @pytest.mark.parametrize("name", list(CASES))
