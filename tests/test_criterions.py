@@ -195,3 +195,13 @@ def test_class_nll_accepts_float32_probabilities_upcast_to_float64():
     np.testing.assert_allclose(c.forward(p64, labels), class_nll_prob_ref(p64, labels)[0],
                                rtol=1e-12)
     np.testing.assert_allclose(c.forward(p64, labels), c.forward(p32, labels), rtol=1e-6)
+
+
+def test_big_endian_labels_give_the_native_loss():
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    t = np.array([0, 3, 1, 2, 3])
+    for crit in (CrossEntropyCriterion(), MSECriterion()):
+        native = crit.forward(x, t)
+        big = crit.forward(x, t.astype(">i8"))
+        assert big == native
+        np.testing.assert_array_equal(crit.backward(x, t.astype(">i8")), crit.backward(x, t))

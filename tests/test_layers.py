@@ -220,3 +220,40 @@ def test_batchnorm_eps_is_used_and_checked():
     for bad in (0, -1e-5, True, "1e-5"):
         with pytest.raises(ValueError, match="eps must be > 0"):
             BatchNormalization(eps=bad)
+
+
+# ---- contracts that convert rather than raise (the raising ones: test_contracts.py) ----------
+def test_batchnorm_moving_statistics_assigned_are_copied_in_the_module_dtype():
+    m = BatchNormalization(0.5)
+    mean, var = [0.5, -0.5, 1.0], np.array([2.0, 1.0, 4.0])  # a list, float64
+    m.moving_mean = mean
+    m.moving_variance = var
+    assert m.moving_mean.dtype == np.float32 and m.moving_mean.flags.c_contiguous
+    assert m.moving_variance is not var  # training updates it in place; the caller's stays
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    out = m.evaluate().forward(x)
+    expected = (x - np.float32(mean)) / np.sqrt(np.float32(var) + np.float32(m.EPS))
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+    m.train().forward(x)
+    np.testing.assert_array_equal(var, [2.0, 1.0, 4.0])
+
+
+def test_sizes_follow_the_weights():
+    lin = Linear(5, 3)
+    assert (lin.n_in, lin.n_out) == (5, 3) and repr(lin) == "Linear 5 -> 3"
+    conv = fastnn.Conv2d(2, 4, 3, stride=2, padding=0)
+    assert (conv.n_in, conv.n_out, conv.kernel_size, conv.stride, conv.padding) == (2, 4, 3, 2, 0)
+    conv.stride, conv.padding = 1, 1  # settings may change between calls, validated
+    assert conv.forward(np.zeros((1, 2, 5, 5))).shape == (1, 4, 5, 5)
+    assert ChannelwiseScaling(7).n_out == 7
+
+
+def test_old_pickles_with_stored_sizes_still_load():
+    import pickle
+    lin = Linear(4, 2)
+    state = lin.__getstate__()
+    state["n_in"], state["n_out"] = 4, 2  # what pickles before ShapeOf stored
+    old = Linear.__new__(Linear)
+    old.__setstate__(state)
+    assert old.n_in == 4 and old.forward(np.ones((1, 4))).shape == (1, 2)
+    assert pickle.loads(pickle.dumps(old)).n_out == 2

@@ -222,3 +222,23 @@ def test_a_bare_array_is_one_variable():
     np.testing.assert_allclose(p, 0.8)
     assert list(state["accumulated_grads"]) == [0]
     assert state["accumulated_grads"][0].shape == (2, 3)
+
+
+def test_state_of_another_dtype_or_layout_is_converted_not_misread():
+    W = np.ones((3, 4), np.float32)
+    gW = np.full((3, 4), 0.5, np.float32)
+    velocity = np.asfortranarray(np.full((3, 4), 2.0))  # float64, Fortran order
+    state = {"accumulated_grads": {0: velocity}}
+    sgd_momentum([W], [gW], {"learning_rate": 0.1, "momentum": 0.5}, state)
+    np.testing.assert_allclose(W, 1 - (0.5 * 2.0 + 0.1 * 0.5), rtol=1e-5)
+    assert state["accumulated_grads"][0].dtype == np.float32
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "fast"])
+def test_non_finite_config_is_refused(bad):
+    W, gW = np.ones(3, np.float32), np.ones(3, np.float32)
+    with pytest.raises((ValueError, TypeError), match="learning_rate"):
+        sgd_momentum([W], [gW], {"learning_rate": bad}, {})
+    with pytest.raises((ValueError, TypeError), match="momentum"):
+        fastnn.optim.SGD(fastnn.Linear(2, 2), momentum=bad)
+    np.testing.assert_array_equal(W, 1)
