@@ -58,6 +58,21 @@ def _fmt(v):
     return "n/a" if v is None else (f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}")
 
 
+def optimizer_state(optimizer):
+    """A copy of the optimizer's state (its ``state_dict`` without the config), or None
+    for an optimizer object without ``state_dict``."""
+    if not hasattr(optimizer, "state_dict"):
+        return None
+    sd = optimizer.state_dict()  # copies every array
+    sd.pop("config", None)
+    return sd
+
+
+def restore_optimizer_state(optimizer, sd):
+    """Put back a state from ``optimizer_state``, keeping the current config."""
+    optimizer.load_state_dict(dict(sd, config=dict(optimizer.config)))
+
+
 def params_finite(net):
     """True when every parameter and moving statistic of ``net`` is finite."""
     for _, m, _, name in module_arrays(net):
@@ -71,13 +86,22 @@ class DivergenceGuard(Callback):
     """Stops the run when the loss is NaN/inf or exceeds ``factor`` times the reference
     loss (the first step's, then the first epoch's mean), or when the weights or the
     validation loss stop being finite; the net then gets back the last good snapshot,
-    taken at each epoch's start and every ``snapshot_every`` steps."""
+    taken at each epoch's start and every ``snapshot_every`` steps, and the optimizer
+    gets back its state of that moment (momentum, Adam's moments and step count): the
+    diverged velocity would otherwise throw the restored weights off again at the next
+    step, even at the lowered learning rate the error message advises. The
+    optimizer's config (learning rate) is left as the caller set it."""
 
     def __init__(self, factor, snapshot_every=None):
         self.factor = factor
         self.snapshot_every = int(snapshot_every) if snapshot_every else None
         self.ref_loss = None
         self.last_good = Snapshot()
+        self.last_good_optimizer = None
+
+    def _take(self, run):
+        self.last_good.take(run.net)
+        self.last_good_optimizer = optimizer_state(run.optimizer)
 
     def _limit(self, fallback):
         ref = self.ref_loss if self.ref_loss is not None else fallback
@@ -85,11 +109,11 @@ class DivergenceGuard(Callback):
 
     def _restored(self, run):
         later = " or later" if self.snapshot_every else ""
-        return (f"The weights were restored to the last good snapshot (start of epoch "
-                f"{run.epoch + 1}{later})")
+        return (f"The weights and the optimizer state were restored to the last good "
+                f"snapshot (start of epoch {run.epoch + 1}{later})")
 
     def on_epoch_start(self, run):
-        self.last_good.take(run.net)
+        self._take(run)
 
     def on_loss(self, run, loss):
         if self.ref_loss is None and math.isfinite(loss):
@@ -106,14 +130,14 @@ class DivergenceGuard(Callback):
 
     def on_step_end(self, run, loss):
         if self.snapshot_every and run.steps_done % self.snapshot_every == 0:
-            self.last_good.take(run.net)
+            self._take(run)
 
     def on_epoch_measured(self, run, record):
         if not params_finite(run.net):
             run.stop("diverged", run.steps_done,
                      f"training diverged in epoch {run.epoch + 1}: the weights are no longer "
-                     f"finite (learning rate {run.lr:.4g}). They were restored to the last "
-                     f"good snapshot. Lower the learning rate.")
+                     f"finite (learning rate {run.lr:.4g}). They and the optimizer state "
+                     f"were restored to the last good snapshot. Lower the learning rate.")
             return
         val_loss = record["val_loss"]
         if val_loss is not None and (not math.isfinite(val_loss) or
@@ -130,6 +154,8 @@ class DivergenceGuard(Callback):
     def on_fit_end(self, run):
         if run.stopped is not None:
             self.last_good.restore(run.net)
+            if self.last_good_optimizer is not None:
+                restore_optimizer_state(run.optimizer, self.last_good_optimizer)
 
     def state(self):
         return {"ref_loss": self.ref_loss}, {}
