@@ -20,9 +20,26 @@ class _KernelNamespace:
     def __getattr__(self, family):
         if family.startswith("_"):
             raise AttributeError(family)
-        mod = importlib.import_module(f"fastnn.kernels.{self._device}.{family}")
+        try:
+            mod = importlib.import_module(f"fastnn.kernels.{self._device}.{family}")
+        except RuntimeError as exc:
+            if "no locator available" not in str(exc):
+                raise
+            raise RuntimeError(_cache_unwritable_message(family)) from exc
         setattr(self, family, mod)
         return mod
+
+
+def _cache_unwritable_message(family):
+    """Numba's "cannot cache function ...: no locator available" says neither where
+    it looked nor what to do."""
+    explicit = os.environ.get("NUMBA_CACHE_DIR")
+    where = (f"NUMBA_CACHE_DIR={explicit!r} is not writable (fastnn never overrides an "
+             f"explicit NUMBA_CACHE_DIR)" if explicit else
+             "neither the install folder's __pycache__ nor ~/.cache/numba is writable")
+    return (f"fastnn: cannot load the {family} kernels: Numba has nowhere to write its "
+            f"kernel cache: {where}. Point NUMBA_CACHE_DIR at a writable folder, or unset "
+            f"it to let fastnn pick one in the temporary directory.")
 
 
 class CPUBackend:

@@ -263,6 +263,30 @@ class BatchNormalization(Module):
             value = self._statistic(name, value)
         super().__setattr__(name, value)
 
+    def validate_states(self, states: dict) -> None:
+        """Raise ValueError unless ``states`` (``{name: array or None}``, e.g. read from
+        a checkpoint) can be assigned as this module's moving statistics: each 1-D and
+        numeric, both of one length, and none missing where the other is given.
+
+        Parameters
+        ----------
+        states : dict
+            ``moving_mean`` and/or ``moving_variance`` arrays; None for absent ones.
+        """
+        merged = {n: self.__dict__.get(n) for n in self._state_names}
+        merged.update({n: a for n, a in states.items() if a is not None})
+        for n, a in merged.items():
+            if a is not None and (len(a.shape) != 1 or np.dtype(a.dtype).kind not in "fiu"):
+                raise ValueError(f"{self!r}: {n} must be a 1-D array of numbers, got "
+                                 f"{np.dtype(a.dtype)} of shape {tuple(a.shape)}")
+        (na, a), (nb, b) = merged.items()
+        if (a is None) != (b is None):
+            raise ValueError(f"{self!r}: {nb if b is None else na} is missing while "
+                             f"{na if b is None else nb} is given")
+        if a is not None and tuple(a.shape) != tuple(b.shape):
+            raise ValueError(f"{self!r}: {na} has shape {tuple(a.shape)} but {nb} has "
+                             f"{tuple(b.shape)}; both hold one value per feature/channel")
+
     def _statistic(self, name, value):
         a = value if isinstance(value, np.ndarray) else np.asarray(self.backend.to_numpy(value))
         if a.ndim != 1 or a.dtype.kind not in "fiu":

@@ -274,3 +274,32 @@ def test_optimizer_non_array_entries(rule):
            rule.__name__, "(2,)", "float")
     raises(TypeError, lambda: rule([1.0], [1.0], {"learning_rate": 0.1}, {}), rule.__name__,
            "variable #0", "float")
+
+
+NO_CACHE_LOCATOR = """
+import numpy as np
+import numba.core.caching as caching
+# only the NUMBA_CACHE_DIR locator, as in a read-only install: the in-tree and
+# user-wide fallbacks are what make this hard to reach on a writable checkout
+caching.CacheImpl._locator_classes = [caching.UserProvidedCacheLocator]
+import fastnn
+try:
+    fastnn.ReLU().forward(np.ones((2, 2), np.float32))
+except RuntimeError as exc:
+    print(exc)
+"""
+
+
+def test_unwritable_explicit_numba_cache_dir_is_a_clear_error():
+    import os
+    import subprocess
+    import sys
+    caching = pytest.importorskip("numba.core.caching")
+    if not hasattr(caching.CacheImpl, "_locator_classes"):
+        pytest.skip("Numba's cache locators moved")
+    env = dict(os.environ, NUMBA_CACHE_DIR="/dev/null/cache")
+    r = subprocess.run([sys.executable, "-c", NO_CACHE_LOCATOR], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "NUMBA_CACHE_DIR='/dev/null/cache' is not writable" in r.stdout
+    assert "activation kernels" in r.stdout

@@ -107,11 +107,19 @@ def _augmenter(settings):
 
 
 def _checkpoint_args(args, name):
+    """(checkpoint path, the path to resume from or None). Without ``--resume`` an
+    existing checkpoint is kept aside under a new name, never overwritten: a rerun
+    that forgot the flag must not lose the earlier run."""
     ckpt = _out_path(args, name + ".npz")
     resume = ckpt if (args.resume and ckpt and os.path.exists(ckpt)) else None
     if args.resume and resume is None:
         print(f"--resume: no checkpoint {ckpt} yet, starting from scratch"
               if ckpt else "--resume needs --out DIR (where the checkpoint is)")
+    if ckpt and not args.resume and os.path.exists(ckpt):
+        aside = _free_name(ckpt)
+        os.replace(ckpt, aside)
+        print(f"{ckpt} exists and --resume was not given: starting from scratch; the old "
+              f"checkpoint is kept as {aside} (rename it back and pass --resume to continue it)")
     return ckpt, resume
 
 
@@ -136,3 +144,13 @@ def _export_onnx(args, net, sample):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     onnx.export(net, path, sample)
     print(f"ONNX model: {path}")
+
+
+def _free_name(path):
+    """``<stem>.previous[-N].npz``: the first such name not taken."""
+    stem, ext = os.path.splitext(path)
+    candidate, n = f"{stem}.previous{ext}", 1
+    while os.path.exists(candidate):
+        n += 1
+        candidate = f"{stem}.previous-{n}{ext}"
+    return candidate

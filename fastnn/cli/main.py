@@ -116,6 +116,28 @@ def _require_onnx():
         raise CLIError(str(exc)) from None
 
 
+def positive_int(text):
+    """argparse type: an integer >= 1 (``--epochs -1`` used to train nothing and exit 0)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def _add_common(p, out_default=None):
     p.add_argument("--data", metavar="DIR", default=None,
                    help="folder holding the MNIST files (or mnist/); default: $FASTNN_DATA/mnist "
@@ -130,7 +152,7 @@ def _add_common(p, out_default=None):
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bars")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="BLAS threads (default: all cores, or $FASTNN_NUM_THREADS)")
     # hidden: small runs for tests
     p.add_argument("--limit-train", type=int, default=None, help=argparse.SUPPRESS)
@@ -147,9 +169,10 @@ def build_parser():
                         description="Train on MNIST (55k train / 5k validation; test on 10k).")
     tr.add_argument("dataset", choices=["mnist"])
     tr.add_argument("--model", choices=["mlp", "cnn", "autoencoder"], default="mlp")
-    tr.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
-    tr.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
-    tr.add_argument("--lr", type=float, default=None,
+    tr.add_argument("--epochs", type=positive_int, default=None, help="default: the recipe's")
+    tr.add_argument("--batch-size", type=positive_int, default=None,
+                    help="default: the recipe's")
+    tr.add_argument("--lr", type=positive_float, default=None,
                     help="initial learning rate (default: the recipe's)")
     tr.add_argument("--recipe", choices=["best", "seed"], default="best",
                     help="autoencoder recipe: 'seed' (the homework's) or 'best' (default)")
@@ -157,8 +180,9 @@ def build_parser():
                     help="autoencoder: override the recipe's optimizer (keeps its schedule)")
     tr.add_argument("--pretrain-classifier", action="store_true",
                     help="autoencoder: pre-train, classify the frozen code, then fine-tune")
-    tr.add_argument("--head-epochs", type=int, default=None, help=argparse.SUPPRESS)
-    tr.add_argument("--finetune-epochs", type=int, default=None, help=argparse.SUPPRESS)
+    tr.add_argument("--head-epochs", type=positive_int, default=None, help=argparse.SUPPRESS)
+    tr.add_argument("--finetune-epochs", type=positive_int, default=None,
+                    help=argparse.SUPPRESS)
     tr.add_argument("--resume", action="store_true",
                     help="continue from the checkpoint in --out")
     tr.add_argument("--export-onnx", metavar="PATH", default=None,
@@ -167,14 +191,14 @@ def build_parser():
     _add_common(tr)
 
     de = sub.add_parser("demo", help="the seed's two-blob toy problem (no data needed)")
-    de.add_argument("--epochs", type=int, default=20)
+    de.add_argument("--epochs", type=positive_int, default=20)
     de.add_argument("--seed", type=int, default=0)
 
     ca = sub.add_parser("compare-activations",
                         help="same MLP with ReLU, ELU, LeakyReLU, SoftPlus, none")
-    ca.add_argument("--epochs", type=int, default=3)
-    ca.add_argument("--batch-size", type=int, default=128)
-    ca.add_argument("--lr", type=float, default=0.01)
+    ca.add_argument("--epochs", type=positive_int, default=3)
+    ca.add_argument("--batch-size", type=positive_int, default=128)
+    ca.add_argument("--lr", type=positive_float, default=0.01)
     ca.add_argument("--batchnorm", action="store_true",
                     help="also ReLU and ELU with BatchNormalization")
     _add_common(ca, out_default=".")

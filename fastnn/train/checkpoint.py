@@ -177,10 +177,49 @@ def _read_checkpoint(path):
         raise ValueError(f"{path}: not a readable fastnn checkpoint ({exc})") from exc
     if "__meta__" not in arrays:
         raise ValueError(f"{path}: not a fastnn checkpoint (no __meta__ entry)")
-    meta = json.loads(str(arrays.pop("__meta__")))
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a fastnn checkpoint (format {meta.get('format')!r})")
+    try:
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except ValueError as exc:  # json.JSONDecodeError
+        raise ValueError(f"{path}: corrupt checkpoint: its __meta__ entry is not JSON "
+                         f"({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        what = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path}: not a fastnn checkpoint (format {what!r})")
+    _check_meta(path, meta)
     return meta, arrays
+
+
+def _check_meta(path, meta):
+    """Every field ``load_checkpoint`` reads, with its type: a hand-edited or foreign file
+    fails here with the file's name instead of a bare KeyError later."""
+    def bad(what):
+        return ValueError(f"{path}: corrupt checkpoint metadata: {what}")
+    if not isinstance(meta.get("modules"), list):
+        raise bad(f"'modules' must be a list of [type, shapes], got {meta.get('modules')!r:.80}")
+    for i, entry in enumerate(meta["modules"]):
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                and isinstance(entry[1], dict)):
+            raise bad(f"module #{i} must be [type name, {{parameter: shape}}], got {entry!r:.80}")
+    if not isinstance(meta.get("epoch"), int):
+        raise bad(f"'epoch' must be an integer, got {meta.get('epoch')!r:.80}")
+    if not isinstance(meta.get("version", 1), int):
+        raise bad(f"'version' must be an integer, got {meta.get('version')!r:.80}")
+    if not isinstance(meta.get("extra", {}), dict):
+        raise bad("'extra' must be a JSON object")
+    rng = meta.get("rng", {})
+    if not isinstance(rng, dict):
+        raise bad("'rng' must be a JSON object")
+    if rng.get("init"):
+        try:  # on a scratch generator: a bad state must fail before anything is loaded
+            np.random.PCG64().state = rng["init"]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise bad(f"'rng' holds no usable generator state ({exc!r:.80})") from None
+    opt = meta.get("optimizer")
+    if opt is not None:
+        if not (isinstance(opt, dict) and isinstance(opt.get("type"), str)
+                and isinstance(opt.get("config"), dict) and isinstance(opt.get("scalars"), dict)
+                and isinstance(opt.get("dicts"), list)):
+            raise bad("'optimizer' must hold 'type', 'config', 'scalars' and 'dicts'")
 
 
 def load_checkpoint(path, net, optimizer=None, restore_rng=True):
@@ -195,24 +234,16 @@ def load_checkpoint(path, net, optimizer=None, restore_rng=True):
 
     path = os.fspath(path)
     meta, arrays = _read_checkpoint(path)
+    # the optimizer's state is checked before the net's arrays are copied, and the net's
+    # loaders check all of theirs before copying any: a failed load changes nothing
+    sd = _optimizer_state(path, meta, arrays, net, optimizer) if optimizer is not None else None
     if meta.get("version", 1) >= 2:
         _load_named(path, meta, arrays, net)
     else:
         _load_positional(path, meta, arrays, net)
-    if optimizer is not None:
-        opt_meta = meta.get("optimizer")
-        if opt_meta is None:
-            raise ValueError(f"{path}: the checkpoint holds no optimizer state")
-        if opt_meta["type"] != type(optimizer).__name__:
-            raise ValueError(f"{path}: optimizer state is for {opt_meta['type']}, "
-                             f"got a {type(optimizer).__name__}")
-        sd = {"config": dict(opt_meta["config"])}
-        sd.update(opt_meta["scalars"])
-        for key in opt_meta["dicts"]:
-            prefix = f"optim/{key}/"
-            sd[key] = {int(k[len(prefix):]): v for k, v in arrays.items() if k.startswith(prefix)}
+    if sd is not None:
         optimizer.load_state_dict(sd)
-    if restore_rng and meta.get("rng", {}).get("init"):
+    if restore_rng and meta.get("rng", {}).get("init"):  # checked by _check_meta
         module_rng().bit_generator.state = meta["rng"]["init"]
     extra_arrays = {k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")}
     return {"epoch": meta["epoch"], "extra": meta.get("extra", {}), "arrays": extra_arrays,
@@ -248,12 +279,59 @@ def _load_positional(path, meta, arrays, net):
             if shapes.get(n) != have:
                 raise ValueError(f"{path}: module #{i} ({m!r}): {n} has shape {shapes.get(n)} "
                                  f"in the checkpoint, {have} in the network")
+            a = arrays.get(f"param/{i}/{n}")
+            if a is None:
+                raise ValueError(f"{path}: missing param/{i}/{n}")
+            if list(a.shape) != have:
+                raise ValueError(f"{path}: module #{i} ({m!r}): param/{i}/{n} has shape "
+                                 f"{list(a.shape)}, expected {have}")
+        states = {n: arrays.get(f"state/{i}/{n}") for n in m._state_names}
+        for n, a in states.items():
+            current = m.__dict__.get(n)
+            if a is not None and current is not None and tuple(a.shape) != tuple(current.shape):
+                raise ValueError(f"{path}: module #{i} ({m!r}): state/{i}/{n} has shape "
+                                 f"{list(a.shape)}, the network's {n} {list(current.shape)}")
+        if hasattr(m, "validate_states"):
+            try:
+                m.validate_states(states)
+            except ValueError as exc:
+                raise ValueError(f"{path}: module #{i}: {exc}") from None
     for i, m, kind, name in module_arrays(net):
         key = f"{kind}/{i}/{name}"
         if key in arrays:
             set_array(m, name, arrays[key])
         elif kind == "param":
             raise ValueError(f"{path}: missing {key}")
+
+
+def _optimizer_state(path, meta, arrays, net, optimizer):
+    """The optimizer's state_dict from the checkpoint, checked against ``optimizer`` and
+    the net's parameters (``optim/<key>/<i>`` goes with parameter i)."""
+    opt_meta = meta.get("optimizer")
+    if opt_meta is None:
+        raise ValueError(f"{path}: the checkpoint holds no optimizer state")
+    if opt_meta["type"] != type(optimizer).__name__:
+        raise ValueError(f"{path}: optimizer state is for {opt_meta['type']}, "
+                         f"got a {type(optimizer).__name__}")
+    params = [m.__dict__[n] for m in net.leaves() for n in m._param_names]
+    sd = {"config": dict(opt_meta["config"])}
+    sd.update(opt_meta["scalars"])
+    for key in opt_meta["dicts"]:
+        prefix = f"optim/{key}/"
+        entries = {}
+        for k, v in arrays.items():
+            if not k.startswith(prefix):
+                continue
+            i = k[len(prefix):]
+            if not i.isdigit() or int(i) >= len(params) or \
+                    tuple(v.shape) != tuple(params[int(i)].shape):
+                want = tuple(params[int(i)].shape) if i.isdigit() and int(i) < len(params) \
+                    else f"an index below {len(params)}"
+                raise ValueError(f"{path}: optimizer state {k} has shape {tuple(v.shape)}; "
+                                 f"expected {want} (the network's parameter {i})")
+            entries[int(i)] = v
+        sd[key] = entries
+    return sd
 
 
 def save_parameters(path, net):

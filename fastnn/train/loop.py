@@ -123,7 +123,7 @@ def _epoch_streams(seed, epoch):
 
 
 def _check_arguments(net, X, y, batch_size, metric, X_val, y_val, monitor, early_stopping,
-                     restore_best):
+                     restore_best, epochs=0):
     """Validate ``fit``'s arguments; returns (batch_size, metric, monitor, restore_best)."""
     if not isinstance(net, Module):
         raise TypeError(f"fit: net must be a fastnn Module, got {type(net).__name__}")
@@ -132,6 +132,8 @@ def _check_arguments(net, X, y, batch_size, metric, X_val, y_val, monitor, early
         raise ValueError("fit: no training samples")
     if y is not None and len(y) != n:
         raise ValueError(f"fit: X has {n} samples but y has {len(y)}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"fit: epochs must be an integer >= 0, got {epochs!r}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
     if metric not in ("accuracy", None):
@@ -257,7 +259,8 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
     ...                  seed=0)  # doctest: +SKIP
     """
     batch_size, metric, monitor, restore_best = _check_arguments(
-        net, X, y, batch_size, metric, X_val, y_val, monitor, early_stopping, restore_best)
+        net, X, y, batch_size, metric, X_val, y_val, monitor, early_stopping, restore_best,
+        epochs)
     opt = make_optimizer(net, optimizer, config)
     aug = _augment_caller(augment)
     labels = labels_of(y) if metric == "accuracy" else None
