@@ -5,7 +5,6 @@ call that writes into buffers the module owns and reuses between calls.
 """
 import copy
 import threading
-import weakref
 
 import numpy as np
 
@@ -22,20 +21,20 @@ _LAZY_ZERO_GRAD = {"enabled": False, "ever": False}
 STATE_KEYS = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias",
               "moving_mean": "running_mean", "moving_variance": "running_var"}
 
-# id(first parameter view) -> (weakref to the container, its flat-buffer record), so the
-# optimizer can find the flat buffers of device arrays, which have no ``.base``.
-_FLAT_OWNERS = {}
 
+class ParameterList(list):
+    """The nested lists a container's ``getParameters()``/``getGradParameters()``
+    return, with ``flat``: the container's flat-buffer record (``flatten_parameters``),
+    as Torch7's ``getParameters`` returns its flat tensors. The optimizer takes its
+    fused path when the arrays in the lists are the record's views, checked by
+    identity; the record lives as long as the lists or the container do, and nothing
+    global refers to it."""
 
-def flat_buffers_of(first_param):
-    entry = _FLAT_OWNERS.get(id(first_param))
-    if entry is None:
-        return None
-    owner, flat = entry[0](), entry[1]
-    if owner is None or owner._flat is not flat or not flat["views"] \
-            or flat["views"][0][2] is not first_param:
-        return None
-    return flat
+    __slots__ = ("flat",)
+
+    def __init__(self, items, flat):
+        super().__init__(items)
+        self.flat = flat
 
 
 def lazy_zero_grad(enabled=True):
@@ -529,8 +528,6 @@ class Container(Module):
                 "checks": [(m.__dict__, pn, vp, "_raw_" + gn, vg)
                            for m, pn, vp, gn, vg in views]}
         self.__dict__["_flat"] = flat
-        if views:
-            _FLAT_OWNERS[id(views[0][2])] = (weakref.ref(self), flat)
         return flat
 
     @staticmethod
@@ -568,19 +565,20 @@ class Container(Module):
         """The children's lists. When every child is a plain fastnn leaf module they are
         built once per flat buffer and children list (the optimizer asks for them every
         step) and copied on each call, so that callers may edit them. Lazy zeroing reads
-        gradients through their descriptors, which must run, so it takes the slow path."""
+        gradients through their descriptors, which must run, so it takes the slow path.
+        The outer list is a ParameterList carrying the flat-buffer record."""
         flat = self.flatten_parameters()
         if _LAZY_ZERO_GRAD["ever"]:
-            return self._nested(method)
+            return ParameterList(self._nested(method), flat)
         cached = flat.get(method)
         if cached is None or cached[0] != self.modules:
             nested = self._nested(method)
             if not all(type(m).getParameters is Module.getParameters and
                        type(m).getGradParameters is Module.getGradParameters
                        for m in self.modules):
-                return nested
+                return ParameterList(nested, flat)
             flat[method] = cached = (list(self.modules), nested)
-        return _copy_lists(cached[1])
+        return ParameterList(_copy_lists(cached[1]), flat)
 
     def _nested(self, method):
         # children's lists without letting a nested container re-flatten its leaves

@@ -1,10 +1,10 @@
 """Optimizers, functional as in the homework (``sgd_momentum``, ``adam_optimizer``)
 and as classes (``SGD``, ``Adam``), plus learning-rate schedules.
 
-When the variables are views into one flat buffer (what a fastnn container's
-``getParameters()`` returns) the update is one fused kernel pass over the whole
-buffer. Any other nested lists of arrays take the per-array path: one kernel
-call per array. State keeps the homework's layout (dicts indexed by variable
+When the variables are the lists a fastnn container's ``getParameters()`` hands out
+(they carry its flat-buffer record, ``module.ParameterList``) the update is one fused
+kernel pass over the whole buffer. Any other nested lists of arrays take the
+per-array path: one kernel call per array. State keeps the homework's layout (dicts indexed by variable
 number); on the fused path those arrays are views into flat state buffers.
 """
 import math
@@ -85,48 +85,28 @@ def _backend_of(arrays):
     return CPUBackend
 
 
-def _address(a):
-    return a.__array_interface__["data"][0]
-
-
-def _flat_layout(vs, gs):
-    """(flat_params, flat_grads) if every variable/gradient is a view into one
-    contiguous buffer, laid end to end in order and covering it; else None."""
-    if not vs or not all(isinstance(a, np.ndarray) for a in vs + gs):
+def _flat_layout(variables, gradients, vs, gs):
+    """(flat_params, flat_grads) when ``variables`` and ``gradients`` are the lists a
+    container handed out (``ParameterList``, carrying its flat-buffer record) and still
+    hold exactly the record's views, in order; else None. Identity checks only: the
+    record says which buffer the views tile, on the CPU and on a GPU alike."""
+    flat = getattr(variables, "flat", None)
+    if flat is None or getattr(gradients, "flat", None) is not flat:
         return None
-    P, G = vs[0].base, gs[0].base
-    if P is None or G is None or P.ndim != 1 or G.ndim != 1 or P.size != G.size \
-            or not P.flags.c_contiguous or not G.flags.c_contiguous or P.dtype != G.dtype:
+    views = flat["views"]
+    if len(views) != len(vs) or len(vs) != len(gs):
         return None
-    off = 0
-    item = P.itemsize
-    for v, g in zip(vs, gs):
-        if v.base is not P or g.base is not G or v.dtype != P.dtype or not v.flags.c_contiguous \
-                or not g.flags.c_contiguous \
-                or _address(v) - _address(P) != off * item or _address(g) - _address(G) != off * item:
-            return None
-        off += v.size
-    return (P, G) if off == P.size else None
-
-
-def _device_flat_layout(vs, gs):
-    """GPU twin of _flat_layout: device arrays carry no ``.base``, so ask the
-    container that handed them out (module.flat_buffers_of)."""
-    from .module import flat_buffers_of
-    flat = flat_buffers_of(vs[0]) if vs else None
-    if flat is None or len(flat["views"]) != len(vs):
-        return None
-    for (_, _, vp, _, vg), v, g in zip(flat["views"], vs, gs):
+    for (_, _, vp, _, vg), v, g in zip(views, vs, gs):
         if vp is not v or vg is not g:
             return None
     return flat["params"], flat["grads"]
 
 
-def _fused_state(state, keys, vs, gs, backend):
+def _fused_state(state, keys, variables, gradients, vs, gs, backend):
     """Build the fused layout for these arrays (when ``_pairs`` found no cached one for
     them) and the flat state buffers, with per-variable views stored in
     ``state[key][i]``; None when the arrays do not tile one flat buffer."""
-    layout = _flat_layout(vs, gs) if backend is CPUBackend else _device_flat_layout(vs, gs)
+    layout = _flat_layout(variables, gradients, vs, gs)
     if layout is None:
         state.pop("_fused", None)
         return None
@@ -201,7 +181,8 @@ def sgd_momentum(variables, gradients, config, state):
     backend = _backend_of(vs)
     kernel = backend.kernels.optim.sgd_momentum_update
     if fused is None:
-        fused = _fused_state(state, ("accumulated_grads",), vs, gs, backend)
+        fused = _fused_state(state, ("accumulated_grads",), variables, gradients, vs, gs,
+                             backend)
     if fused is not None:
         t = np.dtype(fused["P"].dtype).type  # scalars in the buffer's dtype keep the loop in float32
         kernel(fused["G"], fused["P"], fused["buffers"]["accumulated_grads"], t(lr), t(momentum))
@@ -232,7 +213,7 @@ def adam_optimizer(variables, gradients, config, state):
     backend = _backend_of(vs)
     kernel = backend.kernels.optim.adam_update
     if fused is None:
-        fused = _fused_state(state, ("m", "v"), vs, gs, backend)
+        fused = _fused_state(state, ("m", "v"), variables, gradients, vs, gs, backend)
     if fused is not None:
         t = np.dtype(fused["P"].dtype).type
         kernel(fused["G"], fused["P"], fused["buffers"]["m"], fused["buffers"]["v"],
