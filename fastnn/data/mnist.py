@@ -10,8 +10,10 @@ Where the files are looked for, in order:
 The ``FASTNN_DATA`` folder may be read-only: nothing is written there. Each file may be
 gzip-compressed (``.gz``) or plain. Checksums are MD5s of the decompressed content (the
 published ones), so recompressed archives still verify. A file that verified once is
-recorded (size, mtime, md5) in ``cache_dir()/verified/`` so later loads skip hashing;
-parsed arrays are also cached in memory for the life of the process.
+recorded (size, mtime, its MD5, and an MD5 of its first and last MiB) in
+``cache_dir()/verified/``, so later loads re-verify cheaply: the size, the mtime and
+those 2 MiB must still match (``verify="full"`` hashes everything again). Parsed arrays
+are also cached in memory for the life of the process, under the same sample.
 
 Downloads go through pooch (``pooch.retrieve``): each mirror in turn, the ``.gz`` checked
 against its published hash (``GZ_HASHES``) before it is moved into place, then its content
@@ -211,20 +213,42 @@ def _stat_key(path):
     return [st.st_size, st.st_mtime_ns]
 
 
-def _is_recorded(path):
-    """True when ``path`` verified before and has not changed since."""
+#: Bytes hashed at each end of a file for the cheap re-verification.
+SAMPLE_BYTES = 1 << 20
+
+
+def _sample_digest(path):
+    """MD5 of the file's first and last ``SAMPLE_BYTES`` as stored (compressed or not):
+    an in-place edit that keeps size and mtime (a restored timestamp, a copy with
+    ``cp -p``) is caught when it touches either end, which for a gzip file includes
+    its CRC and length trailer, so any edit to a ``.gz`` counts."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        h.update(f.read(SAMPLE_BYTES))
+        size = os.fstat(f.fileno()).st_size
+        if size > SAMPLE_BYTES:
+            f.seek(max(SAMPLE_BYTES, size - SAMPLE_BYTES))
+            h.update(f.read(SAMPLE_BYTES))
+    return h.hexdigest()
+
+
+def _is_recorded(path, sample):
+    """True when ``path`` verified before and has not changed since: the same size,
+    mtime and first/last MiB (``sample``, from _sample_digest)."""
     record = _load_records(os.path.dirname(path)).get(os.path.basename(path))
     name = _base_name(path)
     return (isinstance(record, dict) and record.get("stat") == _stat_key(path)
-            and record.get("md5") == MD5.get(name))
+            and record.get("md5") == MD5.get(name) and record.get("sample") == sample)
 
 
-def _record_verified(path, md5):
-    """Remember that ``path`` matched ``md5``. Kept in the user cache, not next to the
-    data, since data folders are often shared or read-only. Best effort."""
+def _record_verified(path, md5, sample=None):
+    """Remember that ``path`` matched ``md5``, with its sample digest. Kept in the user
+    cache, not next to the data, since data folders are often shared or read-only.
+    Best effort."""
     folder = os.path.dirname(path)
     records = _load_records(folder)
-    records[os.path.basename(path)] = {"stat": _stat_key(path), "md5": md5}
+    records[os.path.basename(path)] = {"stat": _stat_key(path), "md5": md5,
+                                       "sample": sample or _sample_digest(path)}
     target = _record_path(folder)
     try:
         with atomic_write(target, "w") as f:
@@ -234,18 +258,22 @@ def _record_verified(path, md5):
 
 
 def _load_array(path, verify):
-    """Parsed (and, with ``verify``, MD5-checked) uint8 array, cached per process."""
+    """Parsed (and, with ``verify``, MD5-checked) uint8 array, cached per process.
+    ``verify="full"`` hashes the whole file even when a record says it verified."""
+    if verify not in (True, False, "full"):
+        raise ValueError(f"load_mnist: verify must be True, False or 'full', got {verify!r}")
     path = os.path.abspath(path)
-    key = (path, *_stat_key(path))
+    sample = _sample_digest(path) if verify else None
+    key = (path, *_stat_key(path), sample)
     cached = _ARRAY_CACHE.get(key)
-    if cached is not None and (not verify or cached[1]):
+    if cached is not None and (not verify or cached[1]) and verify != "full":
         return cached[0]
     data = _read_bytes(path)
     name = _base_name(path)
     verified = False
     if verify and name in MD5:
-        if not _is_recorded(path):
-            _record_verified(path, _check_md5(data, name, path))
+        if verify == "full" or not _is_recorded(path, sample):
+            _record_verified(path, _check_md5(data, name, path), sample)
         verified = True
     array = _parse_idx(data, path)
     _ARRAY_CACHE[key] = (array, verified)
@@ -343,7 +371,9 @@ def load_mnist(root=None, download=True, flatten=True, progress=True, verify=Tru
     The folder is found as described in the module docstring. When none holds all four
     files and ``download`` is true, the missing ones are fetched from ``mirrors``
     (default ``MIRRORS``) into ``root`` (or ``cache_dir()/mnist``). ``verify``
-    checks each file's MD5 once and remembers it; downloads are always checked.
+    checks each file's MD5 once and remembers it with the file's size, mtime and a
+    digest of its first and last MiB, which later loads compare (cheap);
+    ``verify="full"`` hashes every file again. Downloads are always checked.
     Raises ``FileNotFoundError`` listing every folder looked in when nothing works.
     """
     folder = find_mnist(root)
