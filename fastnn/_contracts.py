@@ -104,12 +104,15 @@ def apart(a, buf):
     ``np.may_share_memory`` compares the two address ranges only (O(ndim), no data
     pass): it never misses an overlap, and for arrays of separate allocations it is
     exact, so a false positive costs at most one copy. ``np.shares_memory`` would
-    solve an integer program over the strides: exact, but not O(1). The identity test
-    first keeps the common case (no overlap) at one comparison more.
+    solve an integer program over the strides: exact, but not O(1). Two distinct
+    arrays that both own their memory (``base`` None: a module's buffers, the previous
+    layer's output) cannot overlap, which settles the common case without the call.
     """
     if a is buf:
         return _copy(a)
     if type(a) is np.ndarray and type(buf) is np.ndarray:
+        if a.base is None and buf.base is None:
+            return a
         return np.array(a) if np.may_share_memory(a, buf) else a
     return a  # device arrays are compared by identity only (they have no address range here)
 

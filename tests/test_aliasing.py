@@ -146,3 +146,15 @@ def test_criterion_backward_on_its_own_grad_input(make):
     ref.backward(x, t)
     expected = ref.backward(ref.gradInput.copy(), t).copy()
     np.testing.assert_allclose(crit.backward(crit.gradInput, t), expected, rtol=1e-6)
+
+
+def test_a_view_of_the_output_buffer_counts_as_the_buffer():
+    m, ref, shape = _pair("Linear")
+    x = _data(shape, 1)
+    h = m.forward(x)
+    expected = ref.forward(ref.forward(x).copy()).copy()
+    got = m.forward(h.reshape(-1).reshape(shape))  # a view, not the buffer object itself
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    half = m.forward(x)[:3]  # rows of the buffer: a shorter batch read from it
+    np.testing.assert_allclose(m.forward(half), ref.forward(ref.forward(x)[:3].copy()),
+                               rtol=1e-6, atol=1e-6)
