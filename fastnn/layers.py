@@ -4,7 +4,7 @@ import numpy as np
 
 from ._contracts import Setting, ShapeOf, apart, name_of
 from .activations import FUSABLE_ACTIVATIONS
-from .module import GradientSlot, Module, rows
+from .module import STATE_KEYS, GradientSlot, Module, rows
 from ._runtime.rng import module_rng
 
 __all__ = ["Linear", "Dropout", "BatchNormalization", "ChannelwiseScaling",
@@ -271,10 +271,13 @@ class BatchNormalization(Module):
         Parameters
         ----------
         states : dict
-            ``moving_mean`` and/or ``moving_variance`` arrays; None for absent ones.
+            ``moving_mean``/``moving_variance`` (or torch's ``running_mean``/``running_var``)
+            arrays; None for absent ones.
         """
+        names = {STATE_KEYS.get(n, n): n for n in self._state_names}  # torch's names too
         merged = {n: self.__dict__.get(n) for n in self._state_names}
-        merged.update({n: a for n, a in states.items() if a is not None})
+        merged.update({names.get(n, n): a for n, a in states.items()
+                       if a is not None and names.get(n, n) in merged})
         for n, a in merged.items():
             if a is not None and (len(a.shape) != 1 or np.dtype(a.dtype).kind not in "fiu"):
                 raise ValueError(f"{self!r}: {n} must be a 1-D array of numbers, got "

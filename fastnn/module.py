@@ -263,7 +263,8 @@ class Module:
         name = names[key]
         if self.__dict__.get(name) is None:
             value = np.array(to_numpy(value), dtype=self.dtype)  # a copy it owns
-            object.__setattr__(self, name, self.backend.to_device(value, self.dtype))
+            # through setattr: a module may check what it is given (BatchNormalization)
+            setattr(self, name, self.backend.to_device(value, self.dtype))
         else:
             setattr(self, name, value)
 

@@ -118,6 +118,17 @@ def load_state_dict(module: Module, state: Mapping, strict: bool = True) -> Load
         if (want is not None and got != want) or (want is None and len(got) != 1):
             wrong.append(f"{key}: got {got}, expected "
                          f"{want if want is not None else '(channels,)'} ({m!r})")
+    # a module whose arrays must agree with each other (BatchNormalization's two moving
+    # statistics, one value per channel) checks them as a set, before anything is copied
+    together = {}
+    for key, m, local, _ in entries:
+        if key in given and hasattr(m, "validate_states"):
+            together.setdefault(id(m), (m, {}))[1][local] = given[key]
+    for m, arrays in together.values():
+        try:
+            m.validate_states(arrays)
+        except ValueError as exc:
+            wrong.append(str(exc))
     problems = []
     if strict and missing:
         problems.append(f"missing keys: {', '.join(missing)}")

@@ -231,7 +231,7 @@ def batchnorm_unpickled_stats_wrong_dtype():
     m2.evaluate().forward(_x(4, 3))
 
 
-@case("ValueError", "BatchNormalization", "moving_variance", "(1,)")
+@case("ValueError StateDictError", "bn.npz", "BatchNormalization", "moving_variance", "(1,)")
 def batchnorm_crafted_checkpoint():
     import tempfile
     import fastnn
@@ -240,8 +240,29 @@ def batchnorm_crafted_checkpoint():
     fastnn.save_checkpoint(path, net)
     with np.load(path) as f:
         arrays = dict(f)
+    arrays["model/1.running_mean"] = np.zeros(64, np.float32)
+    arrays["model/1.running_var"] = np.ones(1, np.float32)
+    np.savez(path, **arrays)
+    fresh = fastnn.Sequential(fastnn.Linear(4, 64), fastnn.BatchNormalization(0.9))
+    fastnn.load_checkpoint(path, fresh)
+    fresh.evaluate().forward(_x(256, 4))
+
+
+@case("ValueError", "bn1.npz", "BatchNormalization", "moving_variance", "(1,)")
+def batchnorm_crafted_checkpoint_version_1():
+    import json
+    import tempfile
+    import fastnn
+    net = fastnn.Sequential(fastnn.Linear(4, 64), fastnn.BatchNormalization(0.9))
+    path = os.path.join(tempfile.mkdtemp(), "bn1.npz")
+    fastnn.save_checkpoint(path, net)
+    with np.load(path) as f:
+        meta = json.loads(str(f["__meta__"]))
+        arrays = {"param/0/W": f["model/0.weight"], "param/0/b": f["model/0.bias"]}
+    meta["version"] = 1  # the positional layout
     arrays["state/1/moving_mean"] = np.zeros(64, np.float32)
     arrays["state/1/moving_variance"] = np.ones(1, np.float32)
+    arrays["__meta__"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     fresh = fastnn.Sequential(fastnn.Linear(4, 64), fastnn.BatchNormalization(0.9))
     fastnn.load_checkpoint(path, fresh)
