@@ -668,7 +668,10 @@ class Sequential(Container):
     def _fusion_plan(self):
         """Pairs (i, fused) where module i fuses with module i+1 (Linear + activation)."""
         plan = self.__dict__.get("_plan")
-        if plan is None:
+        # ``modules`` is a public list: one edited in place (not through add/insert/remove)
+        # must not run a plan made for other modules
+        if plan is None or self.__dict__.get("_plan_for") != self.modules:
+            self.__dict__["_plan_for"] = list(self.modules)
             plan = []
             i, n = 0, len(self.modules)
             while i < n:
