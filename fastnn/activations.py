@@ -115,6 +115,7 @@ class _RowwiseSoftmax(Module):
 
     def updateGradInput(self, input, gradOutput):
         self._require_forward(input)
+        self._check_saved("output", self.output)  # the kernel reads it
         g = self._cast_grad(gradOutput, self.output.shape)
         gi = self._buffer("gradInput", g.shape)
         g = apart(g, gi)

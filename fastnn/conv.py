@@ -81,16 +81,16 @@ class Conv2d(_Spatial):
         self.gradb = np.zeros_like(self.b)
 
     def _out_hw(self, h, w):
-        k, s, p = self.kernel_size, self.stride, self.padding
+        k, s, p = self.W.shape[2], self.stride, self.padding
         return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
 
     def _checked_input(self, input):
         x = self._input4d(input)
         n, c, h, w = x.shape
-        if c != self.n_in:
+        if c != self.W.shape[1]:
             raise ValueError(f"{self!r}: expected {self.n_in} input channels, "
                              f"got input of shape {tuple(x.shape)}")
-        p, k = self.padding, self.kernel_size
+        p, k = self.padding, self.W.shape[2]
         if h + 2 * p < k or w + 2 * p < k:
             raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} is smaller than the "
                              f"{k}x{k} kernel (padded size {h + 2 * p}x{w + 2 * p})")
@@ -101,7 +101,7 @@ class Conv2d(_Spatial):
         # more images per GEMM), so a smaller last batch keeps the buffer. Each part of
         # a batch split has its own.
         size = self.backend.kernels.conv.columns_size(
-            x.shape, self.n_out, self.kernel_size, self.stride, self.padding)
+            x.shape, self.W.shape[0], self.W.shape[2], self.stride, self.padding)
         key = "columns" if part == 0 else f"columns{part}"
         buf = self._buffers.get(key)
         if buf is not None and buf.dtype == self.dtype and buf.shape[0] >= size:
@@ -116,7 +116,7 @@ class Conv2d(_Spatial):
     def updateOutput(self, input):
         x = self._fresh_input(input)
         ho, wo = self._out_hw(x.shape[2], x.shape[3])
-        out = self._buffer("output", (x.shape[0], self.n_out, ho, wo))
+        out = self._buffer("output", (x.shape[0], self.W.shape[0], ho, wo))
         x = self._apart_input(x, out)
         conv, W, b, s, p = self.backend.kernels.conv, self.W, self.b, self.stride, self.padding
         bounds, cols = self._split(x)
@@ -127,7 +127,7 @@ class Conv2d(_Spatial):
 
     def _grad_output(self, x, gradOutput):
         ho, wo = self._out_hw(x.shape[2], x.shape[3])
-        return self._cast_grad(gradOutput, (x.shape[0], self.n_out, ho, wo))
+        return self._cast_grad(gradOutput, (x.shape[0], self.W.shape[0], ho, wo))
 
     def updateGradInput(self, input, gradOutput):
         self._require_forward(input)
@@ -161,7 +161,7 @@ class Conv2d(_Spatial):
     def forward_fused(self, input, act):
         x = self._fresh_input(input)
         ho, wo = self._out_hw(x.shape[2], x.shape[3])
-        shape = (x.shape[0], self.n_out, ho, wo)
+        shape = (x.shape[0], self.W.shape[0], ho, wo)
         pre = self._buffer("output", shape)
         out = act._buffer("output", shape)
         x = self._apart_input(self._apart_input(x, pre), out)
@@ -177,13 +177,14 @@ class Conv2d(_Spatial):
 
     def backward_fused(self, input, gradOutput, act):
         x = self._checked_input(input)
-        shape = (x.shape[0], self.n_out) + self._out_hw(x.shape[2], x.shape[3])
+        shape = (x.shape[0], self.W.shape[0]) + self._out_hw(x.shape[2], x.shape[3])
         self._require_forward(input, shape)
         act._require_forward(input, shape)
         g = act._cast_grad(gradOutput, shape)
         delta = act._buffer("gradInput", shape)
         gi = self._buffer("gradInput", x.shape)
-        # the kernel writes delta and gradInput, then reads input and gradOutput again
+        # the kernel writes delta and gradInput (per chunk of images), then reads the input
+        # and gradOutput of the next chunk
         x, g = apart(apart(x, gi), delta), apart(apart(g, gi), delta)
         conv, W, s, p = self.backend.kernels.conv, self.W, self.stride, self.padding
         code, alpha, pre, out = act._fusable_code, act._alpha_value(), self.output, act.output

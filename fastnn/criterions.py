@@ -197,7 +197,9 @@ class ClassNLLCriterion(Criterion):
         is_prob = self._kind(backend, x)
         gi = self._buffer(backend, "gradInput", x.shape, x.dtype)
         # fed its own gradInput (as input or target): the kernels write it while reading them
-        x, t = apart(x, gi), apart(t, gi)
+        x = apart(x, gi)
+        if kind != "index":  # labels are integers: never the float gradInput
+            t = apart(t, gi)
         k = backend.kernels.softmax_nll
         fn = k.class_nll_backward if kind == "index" else k.class_nll_dense_backward
         fn(x, t, gi, is_prob, 1.0 / max(x.shape[0], 1))
@@ -260,7 +262,9 @@ class CrossEntropyCriterion(Criterion):
             probs = self._buffers["probabilities"]
         gi = self._buffer(backend, "gradInput", x.shape, x.dtype)
         # fed its own gradInput (as input or target): the kernels write it while reading them
-        x, t = apart(x, gi), apart(t, gi)
+        x = apart(x, gi)
+        if kind != "index":  # labels are integers: never the float gradInput
+            t = apart(t, gi)
         k = backend.kernels.softmax_nll
         fn = k.cross_entropy_backward if kind == "index" else k.cross_entropy_dense_backward
         fn(t, gi, probs, 1.0 / max(x.shape[0], 1))

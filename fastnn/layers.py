@@ -45,7 +45,7 @@ class Linear(Module):
 
     def _input(self, input):
         x = self._cast_input(input)
-        if x.ndim != 2 or x.shape[1] != self.n_in:
+        if x.ndim != 2 or x.shape[1] != self.W.shape[1]:  # n_in, without the descriptor
             raise ValueError(f"{self!r}: expected input of shape (N, {self.n_in}), "
                              f"got {tuple(x.shape)}")
         return x
@@ -60,7 +60,7 @@ class Linear(Module):
 
     def _bounds(self, x):
         """(batch parts, multiply-adds of one GEMM of this call) for a split call."""
-        work = x.shape[0] * self.n_in * self.n_out
+        work = x.shape[0] * self.W.size
         return self._batch_parts(x.shape[0], work, LINEAR_SPLIT_MIN), work
 
     def _run(self, x, fn):
@@ -68,7 +68,7 @@ class Linear(Module):
 
     def updateOutput(self, input):
         x = self._input(input)
-        out = self._buffer("output", (x.shape[0], self.n_out))
+        out = self._buffer("output", (x.shape[0], self.W.shape[0]))
         x = self._apart_input(x, out)
         affine, W, b = self.backend.kernels.affine, self.W, self.b
         if not self._split_batch:
@@ -82,7 +82,7 @@ class Linear(Module):
     def updateGradInput(self, input, gradOutput):
         self._require_forward(input)
         x = self._input(input)
-        g = self._cast_grad(gradOutput, (x.shape[0], self.n_out))
+        g = self._cast_grad(gradOutput, (x.shape[0], self.W.shape[0]))
         gi = self._buffer("gradInput", x.shape)
         g = apart(g, gi)
         affine, W = self.backend.kernels.affine, self.W
@@ -96,7 +96,7 @@ class Linear(Module):
 
     def accGradParameters(self, input, gradOutput):
         x = self._input(input)
-        g = self._cast_grad(gradOutput, (x.shape[0], self.n_out))
+        g = self._cast_grad(gradOutput, (x.shape[0], self.W.shape[0]))
         affine = self.backend.kernels.affine
         if not self._split_batch:
             affine.affine_backward_params(x, g, self._raw_grad("gradW"), self._raw_grad("gradb"),
@@ -117,7 +117,7 @@ class Linear(Module):
     def forward_fused(self, input, act):
         self.__dict__["_fwd_src"] = None  # a reused input buffer may hold new values
         x = self._input(input)
-        shape = (x.shape[0], self.n_out)
+        shape = (x.shape[0], self.W.shape[0])
         pre = self._buffer("output", shape)
         out = act._buffer("output", shape)
         x = self._apart_input(self._apart_input(x, pre), out)
@@ -134,14 +134,15 @@ class Linear(Module):
 
     def backward_fused(self, input, gradOutput, act):
         x = self._input(input)
-        shape = (x.shape[0], self.n_out)
+        shape = (x.shape[0], self.W.shape[0])
         self._require_forward(input, shape)
         act._require_forward(input, shape)
         g = act._cast_grad(gradOutput, shape)
         delta = act._buffer("gradInput", shape)
         gi = self._buffer("gradInput", x.shape)
-        # the kernel writes delta and gradInput, then reads input and gradOutput again
-        x, g = apart(apart(x, gi), delta), apart(apart(g, gi), delta)
+        # the kernel writes delta, then gradInput, then reads the input again; gradOutput
+        # is read once, element by element, before anything else is written
+        x = apart(apart(x, gi), delta)
         affine, W = self.backend.kernels.affine, self.W
         code, alpha, pre, out = act._fusable_code, act._alpha_value(), self.output, act.output
         if not self._split_batch:
@@ -359,6 +360,7 @@ class BatchNormalization(Module):
         g3 = apart(g, gi).reshape(g3.shape)
         k = self.backend.kernels.batchnorm
         c = g3.shape[1]
+        self._check_saved("output", self.output)  # backward_train reads it
         if self._trained_forward:
             self._check_saved("the saved invstd", self._buffers["invstd"], (c,))
             k.batchnorm_backward_train(g3, gi.reshape(g3.shape),
@@ -403,7 +405,7 @@ class ChannelwiseScaling(Module):
     def _input(self, input):
         x = self._cast_input(input)
         x3 = _as_channels(self, x)
-        if x3.shape[1] != self.n_out:
+        if x3.shape[1] != self.gamma.shape[0]:
             raise ValueError(f"{self!r}: expected {self.n_out} features/channels, got input "
                              f"of shape {tuple(x.shape)}")
         return x, x3

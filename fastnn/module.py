@@ -402,17 +402,19 @@ class Module:
         """Backward needs a forward first; with ``output_shape`` (what ``input`` would
         give), also that the last forward was on such an input: kernels read the saved
         output, and a mismatch would make them read past its end (Numba does not check).
-        The saved ``output`` is a public attribute, so its dtype and layout are checked
-        too (a float64 array handed to a float32 kernel is read with the wrong stride)."""
+        The saved ``output`` is a public attribute, so then its dtype and layout are
+        checked too (a float64 array handed to a float32 kernel is read with the wrong
+        stride); modules whose kernels read it without a shape to check call
+        ``_check_saved`` themselves."""
         out = self.output
         if out is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        if output_shape is not None and out.shape != output_shape \
-                and tuple(out.shape) != tuple(output_shape):
-            raise ValueError(f"{self!r}: backward input of shape {tuple(np.shape(input))} does "
-                             f"not match the last forward (output shape "
-                             f"{tuple(out.shape)}); call forward on it first")
-        self._check_saved("output", out, output_shape)
+        if output_shape is not None:  # given by the modules whose kernels read the output
+            if out.shape != output_shape and tuple(out.shape) != tuple(output_shape):
+                raise ValueError(f"{self!r}: backward input of shape {tuple(np.shape(input))} "
+                                 f"does not match the last forward (output shape "
+                                 f"{tuple(out.shape)}); call forward on it first")
+            self._check_saved("output", out)
 
     def _check_saved(self, name, a, shape=None):
         """A saved array a kernel will read: of the module's dtype, C-contiguous, on
