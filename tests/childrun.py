@@ -69,3 +69,32 @@ def _one_child(module, todo, timeout):
                 ran[msg["name"]] = msg
                 started = None
     return ran, started, rc, err
+
+
+def registry():
+    """``(CASES, case)``: a test module's dict of cases and the decorator that fills it.
+    ``@case("ValueError", "Linear", "(8, 64)")`` registers a function that must raise one
+    of the named exception classes with every given part in its message;
+    ``@case("")`` one that must not raise."""
+    cases = {}
+
+    def case(errors, *parts):
+        def register(fn):
+            cases[fn.__name__] = (fn, tuple(errors.split()), parts)
+            return fn
+        return register
+    return cases, case
+
+
+def check_outcome(name, res, cases):
+    """Assert that case ``name`` ended as registered (``res`` from run_cases)."""
+    assert "crash" not in res, f"{name} killed the interpreter (exit {res['crash']}):\n" \
+                               f"{res['stderr']}"
+    _, errors, parts = cases[name]
+    if not errors:  # a state the module must put right by itself
+        assert res["error"] is None, f"{name}: {res['error']}: {res['message']}"
+        return
+    assert res["error"] is not None, f"{name}: no error raised"
+    assert res["error"] in errors, f"{name}: {res['error']}: {res['message']}"
+    for p in parts:
+        assert p in res["message"], f"{name}: {p!r} not in {res['message']!r}"
