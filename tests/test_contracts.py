@@ -6,7 +6,6 @@ unchecked Numba kernel.
 The cases run in child processes (several per child, a fresh child after a crash): an
 out-of-bounds write that kills the interpreter fails its case instead of pytest.
 """
-
 import numpy as np
 import pytest
 
