@@ -64,6 +64,9 @@ FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 CONNECT_TIMEOUT = 5.0
 #: Seconds a connected mirror may stay silent before we give up on it.
 DOWNLOAD_TIMEOUT = 30.0
+#: Seconds one ``download_mnist`` call may take in all (a trickling mirror never times
+#: out by itself); ``download_mnist(deadline=...)`` overrides it.
+DOWNLOAD_DEADLINE = 120.0
 
 _IDX_LABELS = 2049  # 0x00000801: unsigned bytes, 1 dimension
 _IDX_IMAGES = 2051  # 0x00000803: unsigned bytes, 3 dimensions
@@ -282,20 +285,25 @@ def _load_array(path, verify):
 
 # --------------------------------------------------------------------------- download
 
-def _fetch(url, dest_folder, name, progress):
+def _fetch(url, dest_folder, name, progress, end=None, deadline=None):
     """Download ``url`` (a gzip of ``name``) into ``dest_folder/name.gz`` with pooch.
 
     pooch writes to a temp file in the folder and moves it into place only when it matches
     ``GZ_HASHES[name]`` (MD5 or SHA-256 of the published ``.gz``), so a failed, corrupt or
     truncated download never leaves a file that looks valid; the decompressed content is
-    then checked against ``MD5[name]`` as for any local file.
+    then checked against ``MD5[name]`` as for any local file. ``end`` (``time.monotonic()``)
+    is the session's deadline (see ``_download.DeadlineDownloader``).
     """
     import logging
+    import time
 
     import pooch
 
-    downloader = pooch.HTTPDownloader(progressbar=progress,
-                                      timeout=(CONNECT_TIMEOUT, DOWNLOAD_TIMEOUT))
+    from ._download import DeadlineDownloader
+    deadline = DOWNLOAD_DEADLINE if deadline is None else deadline
+    if end is None:
+        end = time.monotonic() + deadline
+    downloader = DeadlineDownloader(end, deadline, CONNECT_TIMEOUT, DOWNLOAD_TIMEOUT, progress)
     logger = pooch.get_logger()
     level = logger.level
     if not progress:
@@ -317,16 +325,24 @@ def _fetch(url, dest_folder, name, progress):
     return path
 
 
-def download_mnist(folder=None, mirrors=None, progress=True, files=FILES):
+def download_mnist(folder=None, mirrors=None, progress=True, files=FILES, deadline=None):
     """Download the missing ``files`` into ``folder`` (default ``cache_dir()/mnist``),
-    trying ``mirrors`` (default: the module attribute ``MIRRORS``) in turn.
+    trying ``mirrors`` (default: the module attribute ``MIRRORS``) in turn, all within
+    ``deadline`` seconds (default ``DOWNLOAD_DEADLINE``). A mirror that times out once
+    (stalled, trickling) is not asked for the remaining files.
 
     Returns the folder. Raises ``RuntimeError`` listing every URL tried and why it
     failed when a file could not be fetched from any mirror; the files after it are not
     tried then (offline, each would wait out the same timeouts).
     """
+    import time
+
+    from ._download import is_timeout
     folder = os.fspath(folder) if folder is not None else os.path.join(cache_dir(), "mnist")
     mirrors = MIRRORS if mirrors is None else mirrors
+    deadline = DOWNLOAD_DEADLINE if deadline is None else float(deadline)
+    end = time.monotonic() + deadline
+    timed_out = set()
     os.makedirs(folder, exist_ok=True)
     for name in files:
         if _find_file(folder, name):
@@ -334,11 +350,16 @@ def download_mnist(folder=None, mirrors=None, progress=True, files=FILES):
         errors = []
         for mirror in mirrors:
             url = mirror.rstrip("/") + "/" + name + ".gz"
+            if mirror in timed_out:
+                errors.append(f"{url}: skipped (this mirror timed out before)")
+                continue
             try:
-                _fetch(url, folder, name, progress)
+                _fetch(url, folder, name, progress, end, deadline)
                 break
             except Exception as exc:  # try the next mirror, report all at the end
                 errors.append(f"{url}: {type(exc).__name__}: {exc}")
+                if is_timeout(exc):
+                    timed_out.add(mirror)
         else:
             lines = "\n".join(f"    {e}" for e in errors or ["no mirrors configured"])
             raise RuntimeError(f"could not download MNIST into {folder}:\n  {name}:\n{lines}")
