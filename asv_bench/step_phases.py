@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import compare_torch as ct  # noqa: E402  (the same MLP, data and learning rate)
+from compare import nets as ct  # noqa: E402  (the same MLP, data and learning rate)
 
 PHASES = ("zero", "forward", "criterion forward", "criterion backward", "backward", "optimizer")
 FAMILIES = ("affine", "activation", "softmax_nll", "optim", "elementwise")
