@@ -23,8 +23,46 @@ def nvvm_available():
         return False
 
 
-def compile_every_kernel(dtypes=(np.float32, np.float64), cc=CC):
-    """Returns (number of kernel signatures compiled, [(kernel, signature, error)])."""
+#: PTX opcodes that move data without computing: an f64 load, store or move is not
+#: float64 arithmetic (a float32 kernel may still load an f64 kernel parameter; the
+#: conversion that follows is what counts).
+_MOVES = {"ld", "st", "mov", "cvta", "prmt"}
+
+
+def f64_ops(ptx):
+    """{opcode: count} of the float64 instructions in ``ptx``: every instruction with an
+    ``f64`` type in its opcode (``add.f64``, ``fma.rn.f64``, ``div.rn.f64``,
+    ``sqrt.rn.f64``, ``setp.lt.f64``, ``selp.f64``, conversions to or from f64 such as
+    ``cvt.f64.f32`` / ``cvt.rn.f32.f64`` ...) except loads, stores and moves."""
+    ops = {}
+    for line in ptx.splitlines():
+        line = line.strip()
+        if not line or line[0] in ".@/{}$" and not line.startswith("@"):
+            continue
+        if line.startswith("@"):  # predicated: "@%p1 bra ..."
+            parts = line.split(None, 2)
+            if len(parts) < 2:
+                continue
+            line = parts[1] if len(parts) == 2 else parts[1] + " " + parts[2]
+        opcode = line.split(None, 1)[0].rstrip(";")
+        fields = opcode.split(".")
+        if "f64" in fields and fields[0] not in _MOVES:
+            ops[opcode] = ops.get(opcode, 0) + 1
+    return ops
+
+
+def is_float32_signature(sig):
+    """True for a launch whose float arrays are all float32 (scalars may be anything:
+    a float64 scalar shows up as a conversion in the PTX)."""
+    import numba
+    arrays = [t for t in sig if isinstance(t, numba.types.Array)]
+    floats = [t.dtype for t in arrays if isinstance(t.dtype, numba.types.Float)]
+    return bool(floats) and all(d == numba.float32 for d in floats)
+
+
+def compile_every_kernel(dtypes=(np.float32, np.float64), cc=CC, ptx_out=None):
+    """Returns (number of kernel signatures compiled, [(kernel, signature, error)]).
+    ``ptx_out``: a dict that receives ``{(kernel name, signature): ptx}``."""
     import numba
     from numba import cuda
     from numba.cuda import dispatcher as cuda_dispatcher
@@ -42,9 +80,14 @@ def compile_every_kernel(dtypes=(np.float32, np.float64), cc=CC):
                 return
             compiled.add(key)
             try:
-                cuda.compile_ptx(self.disp.py_func, sig, cc=cc)
+                ptx, _ = cuda.compile_ptx(self.disp.py_func, sig, cc=cc)
+                if ptx_out is not None:
+                    ptx_out[(kernel_name(self.disp.py_func), sig)] = ptx
             except Exception as e:  # noqa: BLE001 - reported with the kernel's name
                 failures.append((self.disp.py_func.__qualname__, sig, e))
+
+    def kernel_name(fn):
+        return f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__qualname__.replace('.<locals>', '')}"
 
     class Device:  # device functions ask the current device for its compute capability
         compute_capability = cc
@@ -87,6 +130,8 @@ def compile_every_kernel(dtypes=(np.float32, np.float64), cc=CC):
         k.cross_entropy_dense_backward(x, r(5, 4), x, s)
         k.classify_scores(x, np.zeros(1, np.int64), 1e-5)
         k.class_nll_forward(x, labels, loss, 1, s)
+        k.class_nll_forward(x, labels, loss, np.zeros(1, np.int64), s)  # device-side kind
+        k.check_targets(labels, 4, np.zeros(1, np.int64), np.zeros(k.STATUS_SIZE, np.int64))
         k.class_nll_backward(x, labels, r(5, 4), 1, s)
         k.class_nll_dense_forward(x, x, loss, 1, s)
         k.class_nll_dense_backward(x, x, r(5, 4), 1, s)
@@ -117,3 +162,38 @@ def compile_every_kernel(dtypes=(np.float32, np.float64), cc=CC):
         pool.maxpool2d_forward(xc, r(2, 2, 3, 2), idx, 2, 2)
         pool.maxpool2d_backward(r(2, 2, 3, 2), r(2, 2, 6, 5), idx, 2, 2)
     return len(compiled), failures
+
+
+def f64_table(dtypes=(np.float32,), cc=CC):
+    """[(kernel, signature, {opcode: count})] for every float32 kernel launch (see
+    ``is_float32_signature``), sorted by kernel name."""
+    ptx = {}
+    _, failures = compile_every_kernel(dtypes=dtypes, cc=cc, ptx_out=ptx)
+    if failures:
+        raise RuntimeError("\n".join(f"{n}{s}: {e}" for n, s, e in failures))
+    return sorted(((name, sig, f64_ops(text)) for (name, sig), text in ptx.items()
+                   if is_float32_signature(sig)), key=lambda r: (r[0], str(r[1])))
+
+
+def main():
+    """``python tests/cuda_ptx.py``: the f64 instruction count of every float32 kernel
+    as a markdown table (no GPU needed, NVVM needed)."""
+    rows = f64_table()
+    total = 0
+    print("| kernel | f64 ops | opcodes |")
+    print("|---|---:|---|")
+    for name, sig, ops in rows:
+        n = sum(ops.values())
+        total += n
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(ops.items(), key=lambda kv: -kv[1]))
+        print(f"| {name} | {n} | {detail} |")
+    print(f"| **{len(rows)} float32 launches** | **{total}** | |")
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        sys.exit("tests/cuda_ptx.py compiles with the real numba.cuda: unset NUMBA_ENABLE_CUDASIM")
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    main()

@@ -14,7 +14,7 @@ if IN_SIMULATOR or os.environ.get(PTX_CHILD_FLAG) != "1":
     pytest.skip("PTX compile check: runs in a child process started by tests/test_cuda_sim.py",
                 allow_module_level=True)
 
-from cuda_ptx import compile_every_kernel, nvvm_available  # noqa: E402
+from cuda_ptx import compile_every_kernel, f64_ops, f64_table, nvvm_available  # noqa: E402
 
 pytestmark = pytest.mark.cudasim
 
@@ -26,3 +26,23 @@ def test_every_kernel_compiles_to_ptx():
     assert n >= 40, f"only {n} kernel signatures were launched"
     assert not failures, "\n".join(f"{name}{sig}: {str(e).splitlines()[0]}"
                                    for name, sig, e in failures)
+
+
+def test_f64_counter_sees_float64_math():
+    """The counter itself: f64 arithmetic and conversions count, f64 loads do not."""
+    ptx = "\tld.param.f64 \t%fd1, [p];\n\tcvt.f64.f32 \t%fd2, %f1;\n" \
+          "\tfma.rn.f64 \t%fd3, %fd2, 0d4000000000000000, %fd1;\n" \
+          "\t@%p1 bra \tBB0_2;\n\tadd.f32 \t%f2, %f1, %f1;\n\tst.global.f64 \t[%rd1], %fd3;\n"
+    assert f64_ops(ptx) == {"cvt.f64.f32": 1, "fma.rn.f64": 1}
+
+
+def test_float32_kernels_do_no_float64_math():
+    """Every float32 kernel launch compiles to PTX without one float64 instruction
+    (see cuda_ptx.f64_ops for what counts): FP64 runs at half rate on an H100/H200 and
+    1/64 on consumer cards. ``python tests/cuda_ptx.py`` prints the table."""
+    if not nvvm_available():
+        pytest.skip("NVVM (libnvvm of the CUDA toolkit) is not installed")
+    rows = f64_table()
+    assert len(rows) >= 40, f"only {len(rows)} float32 kernel launches were compiled"
+    offenders = [f"{name}: {ops}" for name, sig, ops in rows if ops]
+    assert not offenders, "float64 math in float32 kernels:\n" + "\n".join(offenders)

@@ -1,9 +1,10 @@
 """Block-wide sum for the reduction kernels (losses, batch statistics).
 
-A kernel declares ``sh = cuda.shared.array(SHARED, float64)`` and every thread of the
+A kernel declares ``sh = cuda.shared.array(SHARED, x.dtype)`` and every thread of the
 block calls ``block_sum(sh, value)``; all threads get the total. The tree needs a
-power-of-two block size (``config`` enforces it). Sums are in float64, like the CPU
-twins' accumulators.
+power-of-two block size (``config`` enforces it). Sums are in the data's dtype: a
+float32 kernel does no float64 math (see ``_typed``); the tree keeps the rounding
+error of a block's sum at ~log2(block) roundings.
 
 In the CUDA simulator a device function defined outside its kernel's module has its
 ``cuda`` global swapped in and out per call, racily (numba-cuda PR #690): the first
@@ -14,6 +15,7 @@ barrier, which no thread leaves before all have reached it.
 from numba import cuda
 
 from . import _simulator
+from ._typed import like
 from .config import MAX_THREADS_PER_BLOCK as SHARED
 
 _simulator.patch()  # shared-array race in the CUDA simulator
@@ -33,3 +35,40 @@ def block_sum(sh, value):
     total = sh[0]
     cuda.syncthreads()  # everyone has read sh[0] before the next block_sum reuses sh
     return total
+
+
+# ---- two-pass whole-array sums (the losses) ---------------------------------------
+_PARTIALS = {}  # dtype -> the per-block partial sums scratch (grown, never shrunk)
+
+
+def loss_grid(n, like_array):
+    """(blocks, threads, partials) for a loss over ``n`` rows: one partial sum per block,
+    in a scratch array of ``like_array``'s dtype reused by every loss launch (launches
+    on one stream run in order, so a loss's finish reads its own partials)."""
+    from . import config
+    blocks, tpb = config.grid_1d(max(int(n), 1))
+    key = str(like_array.dtype)
+    partials = _PARTIALS.get(key)
+    if partials is None or partials.shape[0] < blocks:
+        partials = _PARTIALS[key] = cuda.device_array(max(blocks, 64), like_array.dtype)
+    return blocks, tpb, partials
+
+
+@cuda.jit(cache=True)
+def _finish_loss(partials, count, loss, scale):
+    sh = cuda.shared.array(SHARED, partials.dtype)
+    part = like(partials, 0.0)
+    i = cuda.threadIdx.x
+    while i < count:
+        part += partials[i]
+        i += cuda.blockDim.x
+    total = block_sum(sh, part)
+    if cuda.threadIdx.x == 0:
+        loss[0] = total * scale
+
+
+def finish_loss(partials, count, loss, scale):
+    """loss[0] = scale * sum(partials[:count]), in one block."""
+    from . import config
+    _finish_loss[1, config.THREADS_PER_BLOCK](partials, int(count), loss,
+                                              config.typed(loss, scale))

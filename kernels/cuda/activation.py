@@ -1,33 +1,38 @@
 """Elementwise activations on the GPU: the device functions the fused GEMM epilogue
 inlines, plus forward/backward launchers. Same codes and NaN behaviour as
-``fastnn.kernels.cpu.activation`` (``z <= 0`` is False for NaN, so ReLU(NaN) = NaN)."""
+``fastnn.kernels.cpu.activation`` (``z <= 0`` is False for NaN, so ReLU(NaN) = NaN).
+Constants and ``alpha`` take z's type (``like``): a float32 activation is float32 math."""
 import math
 
 from numba import cuda
 
 from . import config
+from ._typed import like
 
 from ..codes import NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH  # noqa: F401
 
 
 @cuda.jit(device=True)
 def _sigmoid(z):
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
+    one = like(z, 1.0)
+    if z >= like(z, 0.0):
+        return one / (one + math.exp(-z))
     e = math.exp(z)  # NaN lands here and stays NaN
-    return e / (1.0 + e)
+    return e / (one + e)
 
 
 @cuda.jit(device=True)
 def activation_value(code, z, alpha):
+    zero = like(z, 0.0)
+    a = like(z, alpha)
     if code == RELU:
-        return 0.0 if z <= 0 else z
+        return zero if z <= zero else z
     if code == LEAKY_RELU:
-        return alpha * z if z <= 0 else z
+        return a * z if z <= zero else z
     if code == ELU:
-        return alpha * math.expm1(z) if z <= 0 else z
+        return a * math.expm1(z) if z <= zero else z
     if code == SOFTPLUS:
-        return (z if z > 0 else 0.0) + math.log1p(math.exp(-abs(z)))
+        return (z if z > zero else zero) + math.log1p(math.exp(-abs(z)))
     if code == SIGMOID:
         return _sigmoid(z)
     if code == TANH:
@@ -38,19 +43,22 @@ def activation_value(code, z, alpha):
 @cuda.jit(device=True)
 def activation_derivative(code, z, y, alpha):
     """d y / d z from the pre-activation z and the output y."""
+    zero = like(z, 0.0)
+    one = like(z, 1.0)
+    a = like(z, alpha)
     if code == RELU:
-        return 1.0 if z > 0 else 0.0
+        return one if z > zero else zero
     if code == LEAKY_RELU:
-        return 1.0 if z > 0 else alpha
+        return one if z > zero else a
     if code == ELU:
-        return 1.0 if z > 0 else y + alpha
+        return one if z > zero else y + a
     if code == SOFTPLUS:
         return _sigmoid(z)
     if code == SIGMOID:
-        return y * (1.0 - y)
+        return y * (one - y)
     if code == TANH:
-        return 1.0 - y * y
-    return 1.0
+        return one - y * y
+    return one
 
 
 @cuda.jit(cache=True)
@@ -75,7 +83,8 @@ def activation_forward(input, output, code, alpha):
     if input.size == 0:
         return
     blocks, tpb = config.grid_1d(input.size)
-    _forward[blocks, tpb](config.flat(input), config.flat(output), code, alpha)
+    _forward[blocks, tpb](config.flat(input), config.flat(output), int(code),
+                          config.typed(input, alpha))
 
 
 def activation_backward(input, gradOutput, gradInput, output, code, alpha):
@@ -83,4 +92,4 @@ def activation_backward(input, gradOutput, gradInput, output, code, alpha):
         return
     blocks, tpb = config.grid_1d(input.size)
     _backward[blocks, tpb](config.flat(input), config.flat(gradOutput), config.flat(gradInput),
-                           config.flat(output), code, alpha)
+                           config.flat(output), int(code), config.typed(input, alpha))

@@ -5,6 +5,7 @@ then two GEMMs (gradInput, gradWeight)."""
 from numba import cuda
 
 from . import config
+from ._typed import like
 from .activation import NONE, activation_derivative
 from .blas import gemm, gemm_bias_activation
 
@@ -16,7 +17,7 @@ def _column_sums(g, grad_bias, accumulate):
     stride = cuda.gridsize(1)
     n, m = g.shape
     while j < m:
-        s = grad_bias[j] if accumulate else 0.0
+        s = grad_bias[j] if accumulate else like(g, 0.0)
         for i in range(n):
             s += g[i, j]
         grad_bias[j] = s
@@ -31,7 +32,7 @@ def _delta_column_sums(grad_output, delta, grad_bias, preactivation, output, cod
     stride = cuda.gridsize(1)
     n, m = delta.shape
     while j < m:
-        s = grad_bias[j] if accumulate else 0.0
+        s = grad_bias[j] if accumulate else like(delta, 0.0)
         for i in range(n):
             delta[i, j] = grad_output[i, j] * activation_derivative(code, preactivation[i, j],
                                                                     output[i, j], alpha)
@@ -73,7 +74,8 @@ def affine_activation_backward(input, gradOutput, gradInput, delta, gradWeight, 
     if m:
         blocks, tpb = config.grid_1d(m)
         _delta_column_sums[blocks, tpb](gradOutput, delta, gradBias, preactivation, output,
-                                        int(activation), float(alpha), bool(accumulate))
+                                        int(activation), config.typed(delta, alpha),
+                                        bool(accumulate))
     if need_grad_input:
         gemm(False, False, 1.0, delta, weight, 0.0, gradInput)
     gemm(True, False, 1.0, delta, input, 1.0 if accumulate else 0.0, gradWeight)

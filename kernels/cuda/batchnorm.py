@@ -1,45 +1,50 @@
 """Batch normalization (no affine part) and BatchMeanSubtraction on the GPU, on
 (N, C, S) views like the CPU twin. Statistics: one block per channel (grid-stride
 over channels), its threads stride over the N*S values and a shared-memory tree sums
-them in float64. Eval-mode passes are elementwise."""
+them in the data's dtype (a tree, so float32 keeps ~log2(block) roundings rather than
+N*S). Eval-mode passes are elementwise."""
 import math
 
-from numba import cuda, float64
+from numba import cuda
 
 from . import config
 from ._reduce import SHARED, block_sum
+from ._typed import like
 
 
 @cuda.jit(cache=True)
 def _forward_train(x, y, mean, invstd, moving_mean, moving_variance, alpha, eps, center_only):
-    sh = cuda.shared.array(SHARED, float64)
+    sh = cuda.shared.array(SHARED, x.dtype)
     n, c, s = x.shape
     count = n * s
+    fcount = like(x, count)
+    zero = like(x, 0.0)
+    one = like(x, 1.0)
     tid = cuda.threadIdx.x
     ch = cuda.blockIdx.x
     while ch < c:
-        acc = 0.0
+        acc = zero
         e = tid
         while e < count:
             i = e // s
             acc += x[i, ch, e - i * s]
             e += cuda.blockDim.x
-        mu = block_sum(sh, acc) / count
-        acc = 0.0
+        mu = block_sum(sh, acc) / fcount
+        acc = zero
         e = tid
         while e < count:
             i = e // s
             d = x[i, ch, e - i * s] - mu
             acc += d * d
             e += cuda.blockDim.x
-        var = block_sum(sh, acc) / count
-        inv = 1.0 if center_only else 1.0 / math.sqrt(var + eps)
+        var = block_sum(sh, acc) / fcount
+        inv = one if center_only else one / math.sqrt(var + eps)
         if tid == 0:
             mean[ch] = mu
             invstd[ch] = inv
-            moving_mean[ch] = alpha * moving_mean[ch] + (1.0 - alpha) * mu
+            moving_mean[ch] = alpha * moving_mean[ch] + (one - alpha) * mu
             if not center_only:
-                moving_variance[ch] = alpha * moving_variance[ch] + (1.0 - alpha) * var
+                moving_variance[ch] = alpha * moving_variance[ch] + (one - alpha) * var
         e = tid
         while e < count:
             i = e // s
@@ -59,21 +64,23 @@ def _forward_eval(x, y, moving_mean, moving_variance, eps, center_only):
         ch = r // s
         k = r - ch * s
         mu = moving_mean[ch]
-        inv = 1.0 if center_only else 1.0 / math.sqrt(moving_variance[ch] + eps)
+        one = like(x, 1.0)
+        inv = one if center_only else one / math.sqrt(moving_variance[ch] + eps)
         y[i, ch, k] = (x[i, ch, k] - mu) * inv
         e += cuda.gridsize(1)
 
 
 @cuda.jit(cache=True)
 def _backward_train(g, gi, y, invstd, center_only):
-    sh = cuda.shared.array(SHARED, float64)
+    sh = cuda.shared.array(SHARED, g.dtype)
     n, c, s = g.shape
     count = n * s
+    fcount = like(g, count)
     tid = cuda.threadIdx.x
     ch = cuda.blockIdx.x
     while ch < c:
-        gs = 0.0
-        gx = 0.0
+        gs = like(g, 0.0)
+        gx = like(g, 0.0)
         e = tid
         while e < count:
             i = e // s
@@ -82,10 +89,10 @@ def _backward_train(g, gi, y, invstd, center_only):
             gs += gv
             gx += gv * y[i, ch, k]
             e += cuda.blockDim.x
-        gmean = block_sum(sh, gs) / count
-        gxmean = block_sum(sh, gx) / count
+        gmean = block_sum(sh, gs) / fcount
+        gxmean = block_sum(sh, gx) / fcount
         if center_only:
-            gxmean = 0.0
+            gxmean = like(g, 0.0)
         inv = invstd[ch]
         e = tid
         while e < count:
@@ -105,7 +112,8 @@ def _backward_eval(g, gi, moving_variance, eps, center_only):
         r = e - i * (c * s)
         ch = r // s
         k = r - ch * s
-        inv = 1.0 if center_only else 1.0 / math.sqrt(moving_variance[ch] + eps)
+        one = like(g, 1.0)
+        inv = one if center_only else one / math.sqrt(moving_variance[ch] + eps)
         gi[i, ch, k] = g[i, ch, k] * inv
         e += cuda.gridsize(1)
 
@@ -119,15 +127,16 @@ def batchnorm_forward_train(input, output, mean, invstd, moving_mean, moving_var
         return
     blocks, tpb = config.grid_rows(c)
     _forward_train[blocks, tpb](input, output, mean, invstd, moving_mean, moving_variance,
-                                float(alpha), float(eps), bool(center_only))
+                                config.typed(input, alpha), config.typed(input, eps),
+                                bool(center_only))
 
 
 def batchnorm_forward_eval(input, output, moving_mean, moving_variance, eps, center_only):
     if input.size == 0:
         return
     blocks, tpb = config.grid_1d(input.size)
-    _forward_eval[blocks, tpb](input, output, moving_mean, moving_variance, float(eps),
-                               bool(center_only))
+    _forward_eval[blocks, tpb](input, output, moving_mean, moving_variance,
+                               config.typed(input, eps), bool(center_only))
 
 
 def batchnorm_backward_train(gradOutput, gradInput, output, invstd, center_only):
@@ -143,5 +152,5 @@ def batchnorm_backward_eval(gradOutput, gradInput, moving_variance, eps, center_
     if gradOutput.size == 0:
         return
     blocks, tpb = config.grid_1d(gradOutput.size)
-    _backward_eval[blocks, tpb](gradOutput, gradInput, moving_variance, float(eps),
-                                bool(center_only))
+    _backward_eval[blocks, tpb](gradOutput, gradInput, moving_variance,
+                                config.typed(gradOutput, eps), bool(center_only))

@@ -82,7 +82,7 @@ def _make_kernel(dtype, tile):
                         z = acc + bias[j]
                         c[i, j] = z
                         out[i, j] = activation_value(code, z, act_alpha)
-                    elif beta == 0:
+                    elif beta == zero:
                         c[i, j] = alpha * acc
                     else:
                         c[i, j] = alpha * acc + beta * c[i, j]
@@ -127,7 +127,7 @@ def _launch(trans_a, trans_b, alpha, a, b, beta, c, bias, out, code, act_alpha, 
     cap = min(config.MAX_BLOCKS, 65535)
     grid = (min(cap, (n + tile - 1) // tile), min(cap, (m + tile - 1) // tile))
     kernel[grid, (tile, tile)](bool(trans_a), bool(trans_b), dtype.type(alpha), a, b,
-                               dtype.type(beta), c, bias, out, int(code), float(act_alpha),
+                               dtype.type(beta), c, bias, out, int(code), dtype.type(act_alpha),
                                bool(epilogue))
 
 

@@ -92,5 +92,7 @@ def flat(array):
 
 
 def typed(array, value):
-    """``value`` as a scalar of the array's dtype, so float32 kernels stay float32."""
-    return array.dtype.type(value)
+    """``value`` as a scalar of the array's dtype, so float32 kernels stay float32
+    (a Python float argument is a float64 in the kernel: see ``_typed.like``)."""
+    import numpy as np
+    return np.dtype(array.dtype).type(value)

@@ -8,11 +8,12 @@ into [cols (C k k, m L) | result / expanded gradient (F, m L)] for m images per 
 col2im is written as a gather (each thread sums the column entries that read its
 input pixel), so there are no atomics and results are deterministic.
 """
-from numba import cuda, float64
+from numba import cuda
 
 from . import config
 from .activation import activation_backward, activation_forward
 from ._reduce import SHARED, block_sum
+from ._typed import like
 from .blas import gemm
 
 COLUMNS_BUDGET = 1 << 23  # elements of scratch per call (32 MiB in float32)
@@ -73,7 +74,7 @@ def _im2col(x, cols, n0, m, k, stride, padding, Ho, Wo):
         if ih >= 0 and ih < H and iw >= 0 and iw < W:
             cols[r, col] = x[n0 + i, c, ih, iw]
         else:
-            cols[r, col] = 0.0
+            cols[r, col] = like(cols, 0.0)
         e += cuda.gridsize(1)
 
 
@@ -91,7 +92,7 @@ def _col2im(cols, gx, n0, m, k, stride, padding, Ho, Wo):
         r -= c * H * W
         ih = r // W
         iw = r - ih * W
-        acc = 0.0
+        acc = like(gx, 0.0)
         for ki in range(k):
             t = ih + padding - ki
             if t < 0 or t % stride != 0:
@@ -144,12 +145,12 @@ def _expand_grad(go, g, n0, m):
 @cuda.jit(cache=True)
 def _bias_grad(go, grad_bias, accumulate):
     """grad_bias[f] (+)= sum over (n, p) of go[n, f, p]; one block per filter."""
-    sh = cuda.shared.array(SHARED, float64)
+    sh = cuda.shared.array(SHARED, go.dtype)
     N, F, L = go.shape
     count = N * L
     f = cuda.blockIdx.x
     while f < F:
-        acc = 0.0
+        acc = like(go, 0.0)
         e = cuda.threadIdx.x
         while e < count:
             n = e // L

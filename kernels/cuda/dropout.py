@@ -9,20 +9,24 @@ on the host with splitmix64 (the seeding Vigna recommends for xoroshiro), vector
 NumPy: ``create_xoroshiro128p_states`` instead jumps each state 2^64 steps ahead of
 the previous one in a sequential loop, which takes minutes in the CUDA simulator.
 
-Seeding: ``seed(value)`` (the CPU twin's name) reseeds explicitly; otherwise the seed
-follows ``fastnn.manual_seed``: the states are rebuilt from its generator whenever
-manual_seed has installed a new one (read without drawing from it, so parameter
-initialisation is not disturbed).
+The keep test is integer-only, like the CPU twin's: keep when the draw's high 32 bits
+are >= p 2^32 (P(keep) = 1 - p to within 2^-32), so no float64 (numba's
+``xoroshiro128p_uniform_float32`` goes through float64) and the mask value is the
+array's dtype.
+
+Seeding: ``seed(value)`` (the CPU twin's name) reseeds; ``fastnn.manual_seed`` calls it
+through the backend, so kernels never read fastnn's state. Unseeded, the first forward
+seeds from the operating system's entropy, as the CPU twin's Numba generator does.
 """
 import warnings
-import zlib
 
 import numpy as np
 from numba import cuda
 from numba.core import config as numba_config
-from numba.cuda.random import xoroshiro128p_dtype, xoroshiro128p_uniform_float64
+from numba.cuda.random import xoroshiro128p_dtype, xoroshiro128p_next
 
 from . import config
+from ._typed import like
 
 if numba_config.ENABLE_CUDASIM:
     # The simulator runs xoroshiro128+ on NumPy uint64 scalars, whose wrap-around (the
@@ -30,34 +34,19 @@ if numba_config.ENABLE_CUDASIM:
     warnings.filterwarnings("ignore", message="overflow encountered", category=RuntimeWarning,
                             module=r"(fastnn\.kernels\.cuda\.dropout|numba\.cuda\.random)$")
 
-_RNG = {"states": None, "seed": None, "source": None}
+_RNG = {"states": None, "seed": None}
+_TWO_32 = 4294967296.0
 
 
 def seed(value):
     """Seed the GPU dropout generators (states are rebuilt at the next forward)."""
     _RNG["seed"] = int(value) % (2 ** 63)
     _RNG["states"] = None
-    _RNG["source"] = _manual_seed_generator()
-
-
-def _manual_seed_generator():
-    from fastnn._runtime import rng as _rng
-    return _rng._state.get("rng")
-
-
-def _seed_from(generator):
-    if generator is None:
-        return 0
-    # A deterministic digest of the generator's state; nothing is drawn from it.
-    return zlib.crc32(repr(generator.bit_generator.state).encode())
 
 
 def _states(n_threads):
-    gen = _manual_seed_generator()
-    if _RNG["seed"] is None or gen is not _RNG["source"]:
-        _RNG["seed"] = _seed_from(gen)
-        _RNG["source"] = gen
-        _RNG["states"] = None
+    if _RNG["seed"] is None:
+        seed(int(np.random.SeedSequence().generate_state(1, np.uint64)[0]))
     states = _RNG["states"]
     if states is None or states.shape[0] < n_threads:
         # Grown (or first) states restart the stream from the seed: still deterministic.
@@ -87,12 +76,13 @@ def _initial_states(n, seed):
 
 
 @cuda.jit(cache=True)
-def _forward(x, y, mask, p, scale, states):
+def _forward(x, y, mask, threshold, scale, states):
     t = cuda.grid(1)
     i = t
     stride = cuda.gridsize(1)
+    zero = like(x, 0.0)
     while i < x.size:
-        keep = scale if xoroshiro128p_uniform_float64(states, t) >= p else 0.0
+        keep = scale if (xoroshiro128p_next(states, t) >> 32) >= threshold else zero
         mask[i] = keep
         y[i] = x[i] * keep
         i += stride
@@ -113,7 +103,8 @@ def dropout_forward(input, output, mask, p):
     blocks, tpb = config.grid_1d(input.size)
     states = _states(blocks * tpb)
     _forward[blocks, tpb](config.flat(input), config.flat(output), config.flat(mask),
-                          float(p), 1.0 / (1.0 - p), states)
+                          np.uint64(p * _TWO_32), config.typed(input, 1.0 / (1.0 - p)),
+                          states)
 
 
 def dropout_backward(gradOutput, gradInput, mask):

@@ -6,6 +6,7 @@ import math
 from numba import cuda
 
 from . import config
+from ._typed import like
 
 
 @cuda.jit(cache=True)
@@ -25,8 +26,9 @@ def _adam(g, p, m, v, learning_rate_t, beta1, beta2, epsilon):
     stride = cuda.gridsize(1)
     while i < p.size:
         gi = g[i]
-        mi = beta1 * m[i] + (1.0 - beta1) * gi
-        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        one = like(p, 1.0)
+        mi = beta1 * m[i] + (one - beta1) * gi
+        vi = beta2 * v[i] + (one - beta2) * gi * gi
         m[i] = mi
         v[i] = vi
         p[i] -= learning_rate_t * mi / (math.sqrt(vi) + epsilon)
@@ -38,7 +40,7 @@ def sgd_momentum_update(grad, param, velocity, learning_rate, momentum):
         return
     blocks, tpb = config.grid_1d(param.size)
     _sgd_momentum[blocks, tpb](config.flat(grad), config.flat(param), config.flat(velocity),
-                               learning_rate, momentum)
+                               config.typed(param, learning_rate), config.typed(param, momentum))
 
 
 def adam_update(grad, param, m, v, learning_rate_t, beta1, beta2, epsilon):
@@ -48,4 +50,5 @@ def adam_update(grad, param, m, v, learning_rate_t, beta1, beta2, epsilon):
         return
     blocks, tpb = config.grid_1d(param.size)
     _adam[blocks, tpb](config.flat(grad), config.flat(param), config.flat(m), config.flat(v),
-                       learning_rate_t, beta1, beta2, epsilon)
+                       config.typed(param, learning_rate_t), config.typed(param, beta1),
+                       config.typed(param, beta2), config.typed(param, epsilon))

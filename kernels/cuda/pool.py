@@ -8,6 +8,7 @@ import math
 from numba import cuda
 
 from . import config
+from ._typed import like
 
 
 @cuda.jit(cache=True)
@@ -25,7 +26,7 @@ def _forward(x, out, indices, k, stride):
         c = nc - n * C
         h0 = oh * stride
         w0 = ow * stride
-        best = -math.inf
+        best = like(x, -math.inf)
         arg = h0 * W + w0
         for di in range(k):
             for dj in range(k):
@@ -62,7 +63,7 @@ def _backward(go, gi, indices, k, stride):
         ow_hi = iw // stride
         if ow_hi > Wo - 1:
             ow_hi = Wo - 1
-        acc = 0.0
+        acc = like(gi, 0.0)
         for oh in range(oh_lo, oh_hi + 1):
             for ow in range(ow_lo, ow_hi + 1):
                 if indices[n, c, oh, ow] == pos:

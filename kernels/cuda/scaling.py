@@ -1,10 +1,11 @@
 """ChannelwiseScaling on the GPU: y = x * gamma + beta per channel, on (N, C, S) views.
 Forward/backward-input are elementwise; the parameter gradients reduce per channel
-(one block per channel, float64 tree sums)."""
-from numba import cuda, float64
+(one block per channel, tree sums in the data's dtype)."""
+from numba import cuda
 
 from . import config
 from ._reduce import SHARED, block_sum
+from ._typed import like
 
 
 @cuda.jit(cache=True)
@@ -35,14 +36,14 @@ def _backward_input(g, gi, gamma):
 
 @cuda.jit(cache=True)
 def _backward_params(x, g, grad_gamma, grad_beta, accumulate):
-    sh = cuda.shared.array(SHARED, float64)
+    sh = cuda.shared.array(SHARED, x.dtype)
     n, c, s = x.shape
     count = n * s
     tid = cuda.threadIdx.x
     ch = cuda.blockIdx.x
     while ch < c:
-        gg = 0.0
-        gb = 0.0
+        gg = like(x, 0.0)
+        gb = like(x, 0.0)
         e = tid
         while e < count:
             i = e // s

@@ -2,18 +2,31 @@
 ``fastnn.kernels.cpu.softmax_nll`` (same functions, arguments and NaN behaviour).
 
 Row-wise ops give each thread one row (grid-stride over rows); elementwise
-backwards give each thread one element. Losses run in one block: threads stride
-over the rows, then a shared-memory tree sums the per-thread partials (float64)
-into ``loss[0]``, deterministically, without atomics.
+backwards give each thread one element. Losses are two-pass parallel reductions
+(``_reduce.loss_grid`` / ``finish_loss``): a grid of blocks strides over the rows and
+each block's shared-memory tree writes one partial sum, then one block sums the
+partials into ``loss[0]``; deterministic (no atomics) for a given launch
+configuration. All math is in the input's dtype (``like``): a float32 loss does no
+float64 math.
+
+Device-side checks (no host round trip): ``is_probability`` may be the 1-element
+``classify_scores`` result on the device instead of a host flag, and a label outside
+[0, C) makes the loss NaN instead of reading out of bounds; ``check_targets`` latches
+both errors into a status array that the criterion reads when its loss is read.
 """
 import math
 
-from numba import cuda, float64
+from numba import cuda, int64
 
 from . import config
-from ._reduce import SHARED, block_sum
+from ._reduce import SHARED, block_sum, finish_loss, loss_grid
+from ._typed import like
 
 from ..codes import LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES  # noqa: F401
+#: ``check_targets`` status words (int64): raw-scores flag, its (N, C); bad-label flag,
+#: the label, its (N, C).
+STATUS_SIZE = 6
+_DUMMY = {}
 
 
 def _rows(n):
@@ -24,6 +37,31 @@ def _single_block():
     return 1, config.THREADS_PER_BLOCK
 
 
+def _int_array(key, values):
+    """A small int64 device array made once per process (launch arguments that a host
+    flag stands in for)."""
+    a = _DUMMY.get(key)
+    if a is None:
+        import numpy as np
+        a = _DUMMY[key] = cuda.to_device(np.array(values, np.int64))
+    return a
+
+
+def _probability_args(is_probability):
+    """(flag, kind): flag 0/1 from a host value, or -1 and the device ``classify_scores``
+    result (read by the kernel: no host round trip)."""
+    if hasattr(is_probability, "shape"):
+        return -1, is_probability
+    return (1 if is_probability else 0), _int_array("kind", [LOG_PROBABILITIES])
+
+
+@cuda.jit(device=True)
+def _is_probability(flag, kind):
+    if flag < 0:
+        return kind[0] == PROBABILITIES
+    return flag == 1
+
+
 @cuda.jit(device=True)
 def _clip(v, eps):
     """min(max(v, eps), 1 - eps) with the CPU twin's NaN behaviour (NaN stays NaN),
@@ -32,8 +70,9 @@ def _clip(v, eps):
     p = v
     if eps > p:
         p = eps
-    if 1.0 - eps < p:
-        p = 1.0 - eps
+    hi = like(v, 1.0) - eps
+    if hi < p:
+        p = hi
     return p
 
 
@@ -51,12 +90,12 @@ def _row_softmax(x, i, y):
     """y[i] = softmax(x[i]); returns the row's log-sum-exp (the CPU twin's helper)."""
     c = x.shape[1]
     mx = _row_max(x, i, c)
-    s = 0.0
+    s = like(x, 0.0)
     for j in range(c):
         e = math.exp(x[i, j] - mx)
         y[i, j] = e
         s += e
-    inv = 1.0 / s
+    inv = like(x, 1.0) / s
     for j in range(c):
         y[i, j] *= inv
     return mx + math.log(s)
@@ -76,7 +115,7 @@ def _softmax_backward(g, gi, y):
     n, c = y.shape
     i = cuda.grid(1)
     while i < n:
-        dot = 0.0
+        dot = like(y, 0.0)
         for j in range(c):
             dot += g[i, j] * y[i, j]
         for j in range(c):
@@ -90,7 +129,7 @@ def _log_softmax_forward(x, y):
     i = cuda.grid(1)
     while i < n:
         mx = _row_max(x, i, c)
-        s = 0.0
+        s = like(x, 0.0)
         for j in range(c):
             s += math.exp(x[i, j] - mx)
         lse = mx + math.log(s)
@@ -104,7 +143,7 @@ def _log_softmax_backward(g, gi, y):
     n, c = y.shape
     i = cuda.grid(1)
     while i < n:
-        s = 0.0
+        s = like(g, 0.0)
         for j in range(c):
             s += g[i, j]
         for j in range(c):
@@ -138,16 +177,22 @@ def log_softmax_backward(gradOutput, gradInput, output):
 
 # ---- cross-entropy on raw scores --------------------------------------------
 @cuda.jit(cache=True)
-def _cross_entropy_forward(x, target, loss, probs, scale):
-    sh = cuda.shared.array(SHARED, float64)
-    part = 0.0
-    i = cuda.threadIdx.x
-    while i < x.shape[0]:
-        part -= x[i, target[i]] - _row_softmax(x, i, probs)
-        i += cuda.blockDim.x
+def _cross_entropy_forward(x, target, partial, probs):
+    sh = cuda.shared.array(SHARED, x.dtype)
+    n, c = x.shape
+    part = like(x, 0.0)
+    i = cuda.grid(1)
+    while i < n:
+        lse = _row_softmax(x, i, probs)
+        t = target[i]
+        if t < 0 or t >= c:
+            part = like(x, math.nan)  # bad label: check_targets reports it
+        else:
+            part -= x[i, t] - lse
+        i += cuda.gridsize(1)
     total = block_sum(sh, part)
     if cuda.threadIdx.x == 0:
-        loss[0] = total * scale
+        partial[cuda.blockIdx.x] = total
 
 
 @cuda.jit(cache=True)
@@ -165,20 +210,21 @@ def _cross_entropy_backward(target, gi, probs, scale):
 
 
 @cuda.jit(cache=True)
-def _cross_entropy_dense_forward(x, target, loss, probs, scale):
-    sh = cuda.shared.array(SHARED, float64)
+def _cross_entropy_dense_forward(x, target, partial, probs):
+    sh = cuda.shared.array(SHARED, x.dtype)
     n, c = x.shape
-    part = 0.0
-    i = cuda.threadIdx.x
+    zero = like(x, 0.0)
+    part = zero
+    i = cuda.grid(1)
     while i < n:
         lse = _row_softmax(x, i, probs)
         for j in range(c):
-            if target[i, j] != 0:
+            if target[i, j] != zero:
                 part -= target[i, j] * (x[i, j] - lse)
-        i += cuda.blockDim.x
+        i += cuda.gridsize(1)
     total = block_sum(sh, part)
     if cuda.threadIdx.x == 0:
-        loss[0] = total * scale
+        partial[cuda.blockIdx.x] = total
 
 
 @cuda.jit(cache=True)
@@ -186,7 +232,7 @@ def _cross_entropy_dense_backward(target, gi, probs, scale):
     n, c = probs.shape
     i = cuda.grid(1)
     while i < n:
-        tsum = 0.0
+        tsum = like(probs, 0.0)
         for j in range(c):
             tsum += target[i, j]
         for j in range(c):
@@ -196,58 +242,63 @@ def _cross_entropy_dense_backward(target, gi, probs, scale):
 
 def cross_entropy_forward(input, target, loss, probabilities, scale):
     """loss = -scale * sum_i log_softmax(input)[i, target[i]]; keeps softmax for backward."""
-    blocks, tpb = _single_block()
-    _cross_entropy_forward[blocks, tpb](input, target, loss, probabilities, float(scale))
+    blocks, tpb, partial = loss_grid(input.shape[0], loss)
+    _cross_entropy_forward[blocks, tpb](input, target, partial, probabilities)
+    finish_loss(partial, blocks, loss, scale)
 
 
 def cross_entropy_backward(target, gradInput, probabilities, scale):
     if probabilities.size:
         blocks, tpb = config.grid_1d(probabilities.size)
-        _cross_entropy_backward[blocks, tpb](target, gradInput, probabilities, float(scale))
+        _cross_entropy_backward[blocks, tpb](target, gradInput, probabilities,
+                                             config.typed(probabilities, scale))
 
 
 def cross_entropy_dense_forward(input, target, loss, probabilities, scale):
     """Soft/one-hot targets: loss = -scale * sum(target * log_softmax(input))."""
-    blocks, tpb = _single_block()
-    _cross_entropy_dense_forward[blocks, tpb](input, target, loss, probabilities, float(scale))
+    blocks, tpb, partial = loss_grid(input.shape[0], loss)
+    _cross_entropy_dense_forward[blocks, tpb](input, target, partial, probabilities)
+    finish_loss(partial, blocks, loss, scale)
 
 
 def cross_entropy_dense_backward(target, gradInput, probabilities, scale):
     if probabilities.shape[0]:
         blocks, tpb = _rows(probabilities.shape[0])
         _cross_entropy_dense_backward[blocks, tpb](target, gradInput, probabilities,
-                                                   float(scale))
+                                                   config.typed(probabilities, scale))
 
 
 # ---- input classification for ClassNLLCriterion --------------------------------
 @cuda.jit(cache=True)
 def _classify_scores(x, result, tolerance):
-    sh = cuda.shared.array(SHARED, float64)
+    sh = cuda.shared.array(SHARED, x.dtype)
     n, c = x.shape
-    positives = 0.0   # entries > 0 (any -> not log-probabilities)
-    bad_rows = 0.0    # rows that are not a probability distribution
+    zero = like(x, 0.0)
+    one = like(x, 1.0)
+    positives = zero  # entries > 0 (any -> not log-probabilities)
+    bad_rows = zero   # rows that are not a probability distribution
     i = cuda.threadIdx.x
     while i < n:
-        s = 0.0
+        s = zero
         has_positive = False
         negative = False
         for j in range(c):
             v = x[i, j]
-            if v > 0:
-                positives += 1.0
+            if v > zero:
+                positives += one
                 has_positive = True
-            elif v < 0:
+            elif v < zero:
                 negative = True
             s += v
-        if negative or not has_positive or not abs(s - 1.0) <= tolerance:
-            bad_rows += 1.0
+        if negative or not has_positive or not abs(s - one) <= tolerance:
+            bad_rows += one
         i += cuda.blockDim.x
     positives = block_sum(sh, positives)
     bad_rows = block_sum(sh, bad_rows)
     if cuda.threadIdx.x == 0:
-        if positives == 0:
+        if positives == zero:
             result[0] = LOG_PROBABILITIES
-        elif bad_rows == 0:
+        elif bad_rows == zero:
             result[0] = PROBABILITIES
         else:
             result[0] = RAW_SCORES
@@ -258,28 +309,79 @@ def classify_scores(input, result, tolerance):
     row is non-negative, has a positive entry and sums to 1 within tolerance;
     RAW_SCORES otherwise. NaN rows count as neither, so NaN reaches the loss."""
     blocks, tpb = _single_block()
-    _classify_scores[blocks, tpb](input, result, float(tolerance))
+    _classify_scores[blocks, tpb](input, result, config.typed(input, tolerance))
+
+
+@cuda.jit(cache=True)
+def _check_targets(target, n_classes, kind, status):
+    sh = cuda.shared.array(SHARED, int64)
+    n = target.shape[0]
+    first = n  # the first bad row of this block's threads
+    i = cuda.threadIdx.x
+    while i < n:
+        t = target[i]
+        if (t < 0 or t >= n_classes) and i < first:
+            first = i
+        i += cuda.blockDim.x
+    tid = cuda.threadIdx.x
+    sh[tid] = first
+    cuda.syncthreads()
+    s = cuda.blockDim.x // 2
+    while s > 0:
+        if tid < s and sh[tid + s] < sh[tid]:
+            sh[tid] = sh[tid + s]
+        cuda.syncthreads()
+        s //= 2
+    if tid == 0:
+        if kind[0] == RAW_SCORES and status[0] == 0:
+            status[0] = 1
+            status[1] = n
+            status[2] = n_classes
+        if sh[0] < n and status[3] == 0:
+            status[3] = 1
+            status[4] = target[sh[0]]
+            status[5] = n
+
+
+def check_targets(target, n_classes, kind, status):
+    """The ClassNLL/CrossEntropy input checks on the device (no CPU twin: the CPU
+    criterion checks on the host): latch the first error into ``status`` (int64,
+    ``STATUS_SIZE``), keeping an earlier one: [raw-scores flag, N, C, bad-label flag,
+    the first bad label, N]. ``kind``: the ``classify_scores`` result, or None;
+    ``target``: 1-D labels, or None for dense targets. One small block: labels are
+    one per row."""
+    if kind is None:
+        kind = _int_array("kind", [LOG_PROBABILITIES])
+    if target is None:
+        target = _int_array("no labels", [])
+    _check_targets[1, config.THREADS_PER_BLOCK](target, int(n_classes), kind, status)
 
 
 # ---- NLL on (log-)probabilities -------------------------------------------------
 @cuda.jit(cache=True)
-def _class_nll_forward(x, target, loss, is_probability, scale):
-    sh = cuda.shared.array(SHARED, float64)
-    n = x.shape[0]
-    part = 0.0
-    i = cuda.threadIdx.x
+def _class_nll_forward(x, target, partial, flag, kind):
+    sh = cuda.shared.array(SHARED, x.dtype)
+    n, c = x.shape
+    is_probability = _is_probability(flag, kind)
+    part = like(x, 0.0)
+    i = cuda.grid(1)
     while i < n:
-        v = x[i, target[i]]
-        part -= math.log(v) if is_probability else v
-        i += cuda.blockDim.x
+        t = target[i]
+        if t < 0 or t >= c:
+            part = like(x, math.nan)  # bad label: check_targets reports it
+        else:
+            v = x[i, t]
+            part -= math.log(v) if is_probability else v
+        i += cuda.gridsize(1)
     total = block_sum(sh, part)
     if cuda.threadIdx.x == 0:
-        loss[0] = total * scale
+        partial[cuda.blockIdx.x] = total
 
 
 @cuda.jit(cache=True)
-def _class_nll_backward(x, target, gi, is_probability, scale):
+def _class_nll_backward(x, target, gi, flag, kind, scale):
     n, c = x.shape
+    is_probability = _is_probability(flag, kind)
     e = cuda.grid(1)
     while e < n * c:
         i = e // c
@@ -288,81 +390,91 @@ def _class_nll_backward(x, target, gi, is_probability, scale):
         if j == t:
             gi[i, j] = -scale / x[i, t] if is_probability else -scale
         else:
-            gi[i, j] = 0.0
+            gi[i, j] = like(gi, 0.0)
         e += cuda.gridsize(1)
 
 
 @cuda.jit(cache=True)
-def _class_nll_dense_forward(x, target, loss, is_probability, scale):
-    sh = cuda.shared.array(SHARED, float64)
+def _class_nll_dense_forward(x, target, partial, flag, kind):
+    sh = cuda.shared.array(SHARED, x.dtype)
     n, c = x.shape
-    part = 0.0
-    i = cuda.threadIdx.x
+    is_probability = _is_probability(flag, kind)
+    zero = like(x, 0.0)
+    part = zero
+    i = cuda.grid(1)
     while i < n:
         for j in range(c):
-            if target[i, j] != 0:
+            if target[i, j] != zero:
                 part -= target[i, j] * (math.log(x[i, j]) if is_probability else x[i, j])
-        i += cuda.blockDim.x
+        i += cuda.gridsize(1)
     total = block_sum(sh, part)
     if cuda.threadIdx.x == 0:
-        loss[0] = total * scale
+        partial[cuda.blockIdx.x] = total
 
 
 @cuda.jit(cache=True)
-def _class_nll_dense_backward(x, target, gi, is_probability, scale):
+def _class_nll_dense_backward(x, target, gi, flag, kind, scale):
     n, c = x.shape
+    is_probability = _is_probability(flag, kind)
     e = cuda.grid(1)
     while e < n * c:
         i = e // c
         j = e - i * c
         t = target[i, j]
-        gi[i, j] = -scale * t / x[i, j] if is_probability and t != 0 else -scale * t
+        nonzero = t != like(t, 0.0)
+        gi[i, j] = -scale * t / x[i, j] if is_probability and nonzero else -scale * t
         e += cuda.gridsize(1)
 
 
 def class_nll_forward(input, target, loss, is_probability, scale):
     """loss = -scale * sum_i log p[i, t_i] (input: probabilities) or
-    -scale * sum_i input[i, t_i] (input: log-probabilities)."""
-    blocks, tpb = _single_block()
-    _class_nll_forward[blocks, tpb](input, target, loss, bool(is_probability), float(scale))
+    -scale * sum_i input[i, t_i] (input: log-probabilities). ``is_probability``: a host
+    flag, or the device ``classify_scores`` result (read on the device)."""
+    blocks, tpb, partial = loss_grid(input.shape[0], loss)
+    _class_nll_forward[blocks, tpb](input, target, partial, *_probability_args(is_probability))
+    finish_loss(partial, blocks, loss, scale)
 
 
 def class_nll_backward(input, target, gradInput, is_probability, scale):
     if input.size:
         blocks, tpb = config.grid_1d(input.size)
-        _class_nll_backward[blocks, tpb](input, target, gradInput, bool(is_probability),
-                                         float(scale))
+        _class_nll_backward[blocks, tpb](input, target, gradInput,
+                                         *_probability_args(is_probability),
+                                         config.typed(input, scale))
 
 
 def class_nll_dense_forward(input, target, loss, is_probability, scale):
-    blocks, tpb = _single_block()
-    _class_nll_dense_forward[blocks, tpb](input, target, loss, bool(is_probability),
-                                          float(scale))
+    blocks, tpb, partial = loss_grid(input.shape[0], loss)
+    _class_nll_dense_forward[blocks, tpb](input, target, partial,
+                                          *_probability_args(is_probability))
+    finish_loss(partial, blocks, loss, scale)
 
 
 def class_nll_dense_backward(input, target, gradInput, is_probability, scale):
     if input.size:
         blocks, tpb = config.grid_1d(input.size)
-        _class_nll_dense_backward[blocks, tpb](input, target, gradInput, bool(is_probability),
-                                               float(scale))
+        _class_nll_dense_backward[blocks, tpb](input, target, gradInput,
+                                               *_probability_args(is_probability),
+                                               config.typed(input, scale))
 
 
 # ---- clipped NLL (ClassNLLCriterionUnstable) ----------------------------------------
 @cuda.jit(cache=True)
-def _clipped_nll_forward(x, target, loss, eps, scale):
-    sh = cuda.shared.array(SHARED, float64)
+def _clipped_nll_forward(x, target, partial, eps):
+    sh = cuda.shared.array(SHARED, x.dtype)
     n, c = x.shape
-    part = 0.0
-    i = cuda.threadIdx.x
+    zero = like(x, 0.0)
+    part = zero
+    i = cuda.grid(1)
     while i < n:
         for j in range(c):
-            if target[i, j] != 0:
+            if target[i, j] != zero:
                 p = _clip(x[i, j], eps)
                 part -= target[i, j] * math.log(p)
-        i += cuda.blockDim.x
+        i += cuda.gridsize(1)
     total = block_sum(sh, part)
     if cuda.threadIdx.x == 0:
-        loss[0] = total * scale
+        partial[cuda.blockIdx.x] = total
 
 
 @cuda.jit(cache=True)
@@ -379,46 +491,49 @@ def _clipped_nll_backward(x, target, gi, eps, scale):
 
 def clipped_nll_forward(input, target, loss, eps, scale):
     """ClassNLLCriterionUnstable: -scale * sum(target * log(clip(p, eps, 1 - eps)))."""
-    blocks, tpb = _single_block()
-    _clipped_nll_forward[blocks, tpb](input, target, loss, float(eps), float(scale))
+    blocks, tpb, partial = loss_grid(input.shape[0], loss)
+    _clipped_nll_forward[blocks, tpb](input, target, partial, config.typed(input, eps))
+    finish_loss(partial, blocks, loss, scale)
 
 
 def clipped_nll_backward(input, target, gradInput, eps, scale):
     if input.size:
         blocks, tpb = config.grid_1d(input.size)
-        _clipped_nll_backward[blocks, tpb](input, target, gradInput, float(eps), float(scale))
+        _clipped_nll_backward[blocks, tpb](input, target, gradInput, config.typed(input, eps),
+                                           config.typed(input, scale))
 
 
 # ---- MSE -------------------------------------------------------------------------
 @cuda.jit(cache=True)
-def _mse_forward(x, t, loss, scale):
-    sh = cuda.shared.array(SHARED, float64)
-    part = 0.0
-    i = cuda.threadIdx.x
+def _mse_forward(x, t, partial):
+    sh = cuda.shared.array(SHARED, x.dtype)
+    part = like(x, 0.0)
+    i = cuda.grid(1)
     while i < x.size:
         d = x[i] - t[i]
         part += d * d
-        i += cuda.blockDim.x
+        i += cuda.gridsize(1)
     total = block_sum(sh, part)
     if cuda.threadIdx.x == 0:
-        loss[0] = total * scale
+        partial[cuda.blockIdx.x] = total
 
 
 @cuda.jit(cache=True)
 def _mse_backward(x, t, g, scale):
     i = cuda.grid(1)
     while i < x.size:
-        g[i] = 2.0 * scale * (x[i] - t[i])
+        g[i] = like(x, 2.0) * scale * (x[i] - t[i])
         i += cuda.gridsize(1)
 
 
 def mse_forward(input, target, loss, scale):
-    blocks, tpb = _single_block()
-    _mse_forward[blocks, tpb](config.flat(input), config.flat(target), loss, float(scale))
+    blocks, tpb, partial = loss_grid(input.size, loss)
+    _mse_forward[blocks, tpb](config.flat(input), config.flat(target), partial)
+    finish_loss(partial, blocks, loss, scale)
 
 
 def mse_backward(input, target, gradInput, scale):
     if input.size:
         blocks, tpb = config.grid_1d(input.size)
         _mse_backward[blocks, tpb](config.flat(input), config.flat(target),
-                                   config.flat(gradInput), float(scale))
+                                   config.flat(gradInput), config.typed(input, scale))
