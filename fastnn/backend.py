@@ -26,6 +26,8 @@ class _KernelNamespace:
             if "no locator available" not in str(exc):
                 raise
             raise RuntimeError(_cache_unwritable_message(family)) from exc
+        from ._runtime.rng import seed_kernel_family
+        seed_kernel_family(mod)
         setattr(self, family, mod)
         return mod
 
@@ -55,8 +57,9 @@ class CPUBackend:
         return np.zeros(shape, dtype)
 
     @staticmethod
-    def to_device(array, dtype):
-        """Contiguous array of ``dtype``; no copy when ``array`` already is one."""
+    def to_device(array, dtype, out=None):
+        """Contiguous array of ``dtype``; no copy when ``array`` already is one
+        (``out`` is for the GPU's reused buffers and ignored here)."""
         return np.ascontiguousarray(array, dtype=dtype)
 
     @staticmethod
@@ -104,21 +107,31 @@ class CUDABackend:
         return out
 
     @classmethod
-    def to_device(cls, array, dtype):
+    def to_device(cls, array, dtype, out=None):
         """C-contiguous device array of ``dtype``: numba device arrays pass through,
         other ``__cuda_array_interface__`` objects are wrapped (no copy) and host data
-        is copied over. A dtype change on the device runs a cast kernel."""
+        is copied over. A dtype change on the device runs a cast kernel.
+
+        ``out``: a device array to reuse when its shape and dtype fit (host data is
+        copied into it, a device cast writes it), so a training step allocates nothing;
+        the result is ``out`` then, else a new array."""
         cuda = cls._cuda()
+        dtype = np.dtype(dtype)
         if is_cuda_object(array):
             dev = _as_device_array(array)
             if dev.is_c_contiguous():
-                if dev.dtype == np.dtype(dtype):
+                if dev.dtype == dtype:
                     return dev
-                out = cuda.device_array(dev.shape, dtype)
+                if not _fits(out, dev.shape, dtype):
+                    out = cuda.device_array(dev.shape, dtype)
                 cls.kernels.elementwise.copy(dev, out)
                 return out
             array = dev.copy_to_host()
-        return cuda.to_device(np.ascontiguousarray(array, dtype=dtype))
+        host = np.ascontiguousarray(array, dtype=dtype)
+        if _fits(out, host.shape, dtype):
+            out.copy_to_device(host)
+            return out
+        return cuda.to_device(host)
 
     @classmethod
     def to_numpy(cls, array):
@@ -127,6 +140,10 @@ class CUDABackend:
     @classmethod
     def is_device_array(cls, array):
         return is_cuda_object(array)
+
+
+def _fits(buf, shape, dtype):
+    return buf is not None and buf.dtype == dtype and tuple(buf.shape) == tuple(shape)
 
 
 def is_cuda_object(x):

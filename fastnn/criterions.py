@@ -1,11 +1,18 @@
-"""Criterions: ``forward(input, target)`` returns the loss (a float) and
-``backward(input, target)`` returns and stores ``gradInput``. They are the only
-place that divides by the batch size. Targets are class indices (1-D ints) or
-rows of the input's width (one-hot or soft labels)."""
+"""Criterions: ``forward(input, target)`` returns the loss (a float on the CPU, a
+:class:`~fastnn.device_loss.DeviceLoss` on the GPU, which copies it back only when
+read) and ``backward(input, target)`` returns and stores ``gradInput``. They are the
+only place that divides by the batch size. Targets are class indices (1-D ints) or
+rows of the input's width (one-hot or soft labels).
+
+On the GPU a training step makes no host round trip: host targets are copied into
+reused device buffers (once per forward/backward pair), and the label range check and
+ClassNLL's input classification run on the device; their errors raise when the loss
+is read (see ``device_loss``)."""
 import numpy as np
 
 from ._contracts import apart
 from .backend import CPUBackend, is_cuda_object, to_numpy
+from .device_loss import LOSS_RING, DeviceLoss
 
 __all__ = ["Criterion", "MSECriterion", "ClassNLLCriterion", "ClassNLLCriterionUnstable",
            "CrossEntropyCriterion"]
@@ -20,6 +27,8 @@ class Criterion:
         self.output = None
         self.gradInput = None
         self._buffers = {}
+        self._loss_serial = 0
+        self._upload_src = None  # the host target the last forward uploaded
 
     def forward(self, input, target):
         return self.updateOutput(input, target)
@@ -60,23 +69,94 @@ class Criterion:
         return buf
 
     def _loss(self, backend, dtype):
-        return self._buffer(backend, "loss", (1,), dtype)
+        if backend is CPUBackend:
+            return self._buffer(backend, "loss", (1,), dtype)
+        ring = self._buffer(backend, "loss ring", (LOSS_RING,), dtype)
+        k = self._loss_serial % LOSS_RING
+        self._loss_serial += 1
+        return ring[k:k + 1]
 
-    @staticmethod
-    def _read_loss(loss):
-        return float(loss[0]) if isinstance(loss, np.ndarray) else float(loss.copy_to_host()[0])
+    def _read_loss(self, loss):
+        if isinstance(loss, np.ndarray):
+            return float(loss[0])
+        return DeviceLoss(loss, self, self._loss_serial - 1)
+
+    def read_device_loss(self, loss: DeviceLoss) -> float:
+        """The value of a :class:`DeviceLoss` this criterion returned (one copy from the
+        device); raises the device-side input errors latched since the last read."""
+        if self._loss_serial - loss.serial > LOSS_RING:
+            raise RuntimeError(f"{self!r}: this loss was overwritten on the device by a later "
+                               f"forward; read it (float(loss)) within {LOSS_RING} forward calls")
+        value = float(loss.array.copy_to_host()[0])
+        self._raise_device_errors()
+        return value
+
+    # ---- device-side checks (GPU) ----
+    def _status(self, backend):
+        status = self._buffers.get("status")
+        if status is None:
+            size = backend.kernels.targets.STATUS_SIZE
+            status = self._buffer(backend, "status", (size,), np.int64)
+            backend.kernels.elementwise.fill(status, 0)
+        return status
+
+    def _check_on_device(self, backend, x, labels, kind=None):
+        """Latch bad labels (1-D ``labels``; None for dense targets) and raw scores
+        (``kind``, ClassNLL's device classification) into the status buffer."""
+        backend.kernels.targets.check_targets(labels, x.shape[1], kind, self._status(backend))
+
+    def _raise_device_errors(self):
+        status = self._buffers.get("status")
+        if status is None:
+            return
+        s = status.copy_to_host()
+        if not s.any():
+            return
+        from .backend import get_backend
+        get_backend("cuda").kernels.elementwise.fill(status, 0)
+        if s[3]:  # the CPU criterion's message, for the first bad label latched
+            n, c = int(s[5]), int(s[6])
+            raise ValueError(f"{self!r}: label {int(s[4])!r} is out of range for input of shape "
+                             f"{(n, c)} (labels must lie in [0, {c - 1}])")
+        raise ValueError(self._raw_scores_message((int(s[1]), int(s[2]))))
+
+    def _upload(self, backend, key, array, dtype):
+        """``array`` (host or device) as a C-contiguous device array of ``dtype``, in a
+        reused buffer: a host array is copied in (the batch's own upload), a device
+        array of another dtype is cast by a kernel."""
+        if is_cuda_object(array):
+            return backend.to_device(array, dtype, out=self._buffers.get(key))
+        host = np.ascontiguousarray(array, dtype=dtype)
+        buf = self._buffer(backend, key, host.shape, dtype)
+        buf.copy_to_device(host)
+        return buf
+
+    def _device_labels(self, backend, t, target, n):
+        """1-D int64 labels on the device. The forward uploads a host target; the
+        backward that follows with the same target object reuses the upload."""
+        if is_cuda_object(t):
+            return self._upload(backend, "labels", t.reshape(n), np.int64)
+        if target is self._upload_src and "labels" in self._buffers and \
+                tuple(self._buffers["labels"].shape) == (n,):
+            self._upload_src = None
+            return self._buffers["labels"]
+        self._upload_src = target
+        return self._upload(backend, "labels", t.reshape(n), np.int64)
 
     def _target(self, backend, x, target):
         """('index', int64 labels) or ('dense', rows of x's dtype), validated against x."""
         if x.ndim != 2:
             raise ValueError(f"{self!r}: expected 2-D input (N, classes), got shape {tuple(x.shape)}")
         n, c = x.shape
-        t = backend.to_numpy(target) if not isinstance(target, np.ndarray) else target
-        t = np.asarray(t)
-        if not t.dtype.isnative:  # e.g. big-endian labels read from a file: kernels take native
-            t = t.astype(t.dtype.newbyteorder("="))
+        on_gpu = backend is not CPUBackend
+        if on_gpu and is_cuda_object(target) and np.dtype(target.dtype).kind in "iub":
+            t = target  # integer labels stay on the device: checked there
+        else:
+            # float labels on the GPU come back for the integer check (a rare path)
+            t = target if isinstance(target, np.ndarray) else np.asarray(backend.to_numpy(target))
+            if not t.dtype.isnative:  # e.g. big-endian labels read from a file: kernels take native
+                t = t.astype(t.dtype.newbyteorder("="))
         if t.ndim == 1 or (t.ndim == 2 and t.shape[1] == 1 and c != 1):
-            t = t.reshape(-1)
             if t.shape[0] != n:
                 raise ValueError(f"{self!r}: target has {t.shape[0]} labels but the input batch "
                                  f"has {n} rows (input shape {tuple(x.shape)})")
@@ -86,6 +166,9 @@ class Criterion:
                                      f"got non-integer values such as {t[np.floor(t) != t][0]!r}")
             elif t.dtype.kind not in "iub":
                 raise TypeError(f"{self!r}: class labels must be integers, got dtype {t.dtype}")
+            if on_gpu:  # range checked on the device (check_targets)
+                return "index", self._device_labels(backend, t, target, n)
+            t = t.reshape(-1)
             if n:
                 bad = self._first_bad_label(t, c)
                 if bad is not None:
@@ -93,14 +176,21 @@ class Criterion:
                                      f"{tuple(x.shape)} (labels must lie in [0, {c - 1}])")
             return "index", backend.to_device(t, np.int64)
         if t.ndim == 2:
-            if t.shape != (n, c):
-                raise ValueError(f"{self!r}: target of shape {t.shape} does not match input of "
-                                 f"shape {tuple(x.shape)} (give class labels of shape ({n},) "
-                                 f"or one-hot rows of shape ({n}, {c}))")
+            if tuple(t.shape) != (n, c):
+                raise ValueError(f"{self!r}: target of shape {tuple(t.shape)} does not match "
+                                 f"input of shape {tuple(x.shape)} (give class labels of shape "
+                                 f"({n},) or one-hot rows of shape ({n}, {c}))")
+            if on_gpu:
+                return "dense", self._upload(backend, "dense target", t, x.dtype)
             return "dense", backend.to_device(t, x.dtype)
         raise ValueError(f"{self!r}: target must be class labels of shape ({n},) or one-hot rows "
-                         f"of shape ({n}, {c}); got shape {t.shape}")
+                         f"of shape ({n}, {c}); got shape {tuple(t.shape)}")
 
+
+    def _raw_scores_message(self, shape):  # ClassNLLCriterion's; here for the device read
+        return (f"{self!r}: input of shape {tuple(shape)} is neither log-probabilities (all <= 0) "
+                f"nor probabilities (rows >= 0 summing to 1): it looks like raw scores. Put a "
+                f"LogSoftMax before ClassNLLCriterion, or use CrossEntropyCriterion on raw scores.")
 
     def _first_bad_label(self, t, c):
         """The first label outside [0, c), or None. Labels are host arrays here (a GPU
@@ -116,10 +206,14 @@ class Criterion:
         """Target rows of x's shape and dtype: class labels become one-hot rows."""
         kind, t = self._target(backend, x, target)
         if kind == "index":
-            labels = backend.to_numpy(t)
+            if backend is not CPUBackend:
+                self._check_on_device(backend, x, t)
+                onehot = self._buffer(backend, "one-hot", x.shape, x.dtype)
+                backend.kernels.targets.one_hot(t, onehot)
+                return onehot
             onehot = np.zeros(x.shape, x.dtype)
-            onehot[np.arange(x.shape[0]), labels] = 1
-            t = backend.to_device(onehot, x.dtype)
+            onehot[np.arange(x.shape[0]), t] = 1
+            t = onehot
         return t
 
 
@@ -134,6 +228,8 @@ class MSECriterion(Criterion):
         else:
             t = target if is_cuda_object(target) else np.asarray(target)
         if tuple(t.shape) == tuple(x.shape):
+            if backend is not CPUBackend:
+                return backend, x, self._upload(backend, "target", t, x.dtype)
             return backend, x, backend.to_device(t, x.dtype)
         if x.ndim == 2 and x.shape[1] > 1 and len(t.shape) in (1, 2):
             # class labels (the criterions' target contract) compare with their one-hot rows;
@@ -172,18 +268,19 @@ class ClassNLLCriterion(Criterion):
         # SoftMax by default) upcast by the caller still sum to 1 only to float32 precision
         tol = 64 * max(c, 1) * _FLOAT32_EPS
         backend.kernels.softmax_nll.classify_scores(x, res, tol)
-        kind = int(res[0]) if isinstance(res, np.ndarray) else int(res.copy_to_host()[0])
+        if backend is not CPUBackend:
+            return res  # read by the loss kernels on the device; errors via check_targets
+        kind = int(res[0])
         if kind == _RAW_SCORES:
-            raise ValueError(
-                f"{self!r}: input of shape {tuple(x.shape)} is neither log-probabilities (all <= 0) "
-                f"nor probabilities (rows >= 0 summing to 1): it looks like raw scores. Put a "
-                f"LogSoftMax before ClassNLLCriterion, or use CrossEntropyCriterion on raw scores.")
+            raise ValueError(self._raw_scores_message(tuple(x.shape)))
         return 1 if kind == _PROBABILITIES else 0
 
     def updateOutput(self, input, target):
         backend, x = self._input(input)
         kind, t = self._target(backend, x, target)
         is_prob = self._kind(backend, x)
+        if backend is not CPUBackend:
+            self._check_on_device(backend, x, t if kind == "index" else None, is_prob)
         loss = self._loss(backend, x.dtype)
         k = backend.kernels.softmax_nll
         fn = k.class_nll_forward if kind == "index" else k.class_nll_dense_forward
@@ -242,6 +339,8 @@ class CrossEntropyCriterion(Criterion):
     def updateOutput(self, input, target):
         backend, x = self._input(input)
         kind, t = self._target(backend, x, target)
+        if backend is not CPUBackend and kind == "index":
+            self._check_on_device(backend, x, t)
         loss = self._loss(backend, x.dtype)
         probs = self._buffer(backend, "probabilities", x.shape, x.dtype)
         k = backend.kernels.softmax_nll

@@ -381,7 +381,11 @@ class Module:
         if len(input.shape) == 0:  # np.ascontiguousarray would make it 1-D, unannounced
             raise ValueError(f"{self!r}: got a 0-d input (a scalar); modules take batches "
                              f"(N, ...): wrap it, e.g. np.array([[x]])")
-        x = self.backend.to_device(input, self.dtype)
+        if self.backend is CPUBackend or is_cuda_object(input):
+            x = self.backend.to_device(input, self.dtype)
+        else:  # host data into a reused device buffer: a GPU step allocates nothing
+            x = self.backend.to_device(input, self.dtype, out=self._buffers.get("input upload"))
+            self._buffers["input upload"] = x
         d["_fwd_src"] = input
         d["_fwd_input"] = x
         return x

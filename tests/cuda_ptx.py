@@ -98,7 +98,8 @@ def compile_every_kernel(dtypes=(np.float32, np.float64), cc=CC, ptx_out=None):
     cuda.to_device = lambda a, **kw: np.ascontiguousarray(a)
 
     from fastnn.kernels.cuda import (activation, affine, batchnorm, blas, conv, dropout,
-                                     elementwise, optim, pool, scaling, softmax_nll)
+                                     elementwise, optim, pool, scaling, softmax_nll,
+                                     targets)
 
     for dt in dtypes:
         def r(*shape):
@@ -131,7 +132,9 @@ def compile_every_kernel(dtypes=(np.float32, np.float64), cc=CC, ptx_out=None):
         k.classify_scores(x, np.zeros(1, np.int64), 1e-5)
         k.class_nll_forward(x, labels, loss, 1, s)
         k.class_nll_forward(x, labels, loss, np.zeros(1, np.int64), s)  # device-side kind
-        k.check_targets(labels, 4, np.zeros(1, np.int64), np.zeros(k.STATUS_SIZE, np.int64))
+        targets.check_targets(labels, 4, np.zeros(1, np.int64),
+                              np.zeros(targets.STATUS_SIZE, np.int64))
+        targets.one_hot(labels, r(5, 4))
         k.class_nll_backward(x, labels, r(5, 4), 1, s)
         k.class_nll_dense_forward(x, x, loss, 1, s)
         k.class_nll_dense_backward(x, x, r(5, 4), 1, s)

@@ -16,6 +16,7 @@ CHILDREN = {  # file -> run under the simulator?
     "test_cuda_kernels.py": True,
     "test_cuda_modules.py": True,
     "test_cuda_interop.py": True,
+    "test_cuda_steps.py": True,
     "test_cuda_ptx.py": False,
 }
 TIMEOUT = 600

@@ -1,15 +1,29 @@
 """One seed for everything random in fastnn: parameter init (NumPy) and dropout
-masks (Numba's RNG, which lives in compiled code)."""
+masks (Numba's RNG, which lives in compiled code, and the GPU's generator states)."""
+import sys
+
 import numpy as np
 
-_state = {"rng": np.random.default_rng()}
+_state = {"rng": np.random.default_rng(), "seed": None}
+_CUDA_DROPOUT = "fastnn.kernels.cuda.dropout"
 
 
 def manual_seed(seed):
     """Seed parameter initialisation and dropout, for reproducible runs."""
     _state["rng"] = np.random.default_rng(seed)
+    _state["seed"] = int(seed) % (2 ** 32)
     from ..kernels.cpu import dropout
-    dropout.seed(int(seed) % (2 ** 32))
+    dropout.seed(_state["seed"])
+    gpu = sys.modules.get(_CUDA_DROPOUT)  # never imports numba.cuda
+    if gpu is not None:
+        gpu.seed(_state["seed"])
+
+
+def seed_kernel_family(module):
+    """Called by the backend when it first loads a kernel family: the GPU dropout
+    twin takes the last ``manual_seed`` (kernels never read fastnn's state)."""
+    if module.__name__ == _CUDA_DROPOUT and _state["seed"] is not None:
+        module.seed(_state["seed"])
 
 
 def module_rng():

@@ -11,22 +11,18 @@ float64 math.
 
 Device-side checks (no host round trip): ``is_probability`` may be the 1-element
 ``classify_scores`` result on the device instead of a host flag, and a label outside
-[0, C) makes the loss NaN instead of reading out of bounds; ``check_targets`` latches
-both errors into a status array that the criterion reads when its loss is read.
+[0, C) makes the loss NaN instead of reading out of bounds; ``targets.check_targets``
+latches both errors into a status array that the criterion reads with its loss.
 """
 import math
 
-from numba import cuda, int64
+from numba import cuda
 
 from . import config
 from ._reduce import SHARED, block_sum, finish_loss, loss_grid
 from ._typed import like
-
-from ..codes import LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES  # noqa: F401
-#: ``check_targets`` status words (int64): raw-scores flag, its (N, C); bad-label flag,
-#: the label, its (N, C).
-STATUS_SIZE = 6
-_DUMMY = {}
+from ..codes import LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES  # noqa: F401 (re-exported)
+from .targets import constant_int_array
 
 
 def _rows(n):
@@ -37,22 +33,12 @@ def _single_block():
     return 1, config.THREADS_PER_BLOCK
 
 
-def _int_array(key, values):
-    """A small int64 device array made once per process (launch arguments that a host
-    flag stands in for)."""
-    a = _DUMMY.get(key)
-    if a is None:
-        import numpy as np
-        a = _DUMMY[key] = cuda.to_device(np.array(values, np.int64))
-    return a
-
-
 def _probability_args(is_probability):
     """(flag, kind): flag 0/1 from a host value, or -1 and the device ``classify_scores``
     result (read by the kernel: no host round trip)."""
     if hasattr(is_probability, "shape"):
         return -1, is_probability
-    return (1 if is_probability else 0), _int_array("kind", [LOG_PROBABILITIES])
+    return (1 if is_probability else 0), constant_int_array("kind", [LOG_PROBABILITIES])
 
 
 @cuda.jit(device=True)
@@ -312,51 +298,6 @@ def classify_scores(input, result, tolerance):
     _classify_scores[blocks, tpb](input, result, config.typed(input, tolerance))
 
 
-@cuda.jit(cache=True)
-def _check_targets(target, n_classes, kind, status):
-    sh = cuda.shared.array(SHARED, int64)
-    n = target.shape[0]
-    first = n  # the first bad row of this block's threads
-    i = cuda.threadIdx.x
-    while i < n:
-        t = target[i]
-        if (t < 0 or t >= n_classes) and i < first:
-            first = i
-        i += cuda.blockDim.x
-    tid = cuda.threadIdx.x
-    sh[tid] = first
-    cuda.syncthreads()
-    s = cuda.blockDim.x // 2
-    while s > 0:
-        if tid < s and sh[tid + s] < sh[tid]:
-            sh[tid] = sh[tid + s]
-        cuda.syncthreads()
-        s //= 2
-    if tid == 0:
-        if kind[0] == RAW_SCORES and status[0] == 0:
-            status[0] = 1
-            status[1] = n
-            status[2] = n_classes
-        if sh[0] < n and status[3] == 0:
-            status[3] = 1
-            status[4] = target[sh[0]]
-            status[5] = n
-
-
-def check_targets(target, n_classes, kind, status):
-    """The ClassNLL/CrossEntropy input checks on the device (no CPU twin: the CPU
-    criterion checks on the host): latch the first error into ``status`` (int64,
-    ``STATUS_SIZE``), keeping an earlier one: [raw-scores flag, N, C, bad-label flag,
-    the first bad label, N]. ``kind``: the ``classify_scores`` result, or None;
-    ``target``: 1-D labels, or None for dense targets. One small block: labels are
-    one per row."""
-    if kind is None:
-        kind = _int_array("kind", [LOG_PROBABILITIES])
-    if target is None:
-        target = _int_array("no labels", [])
-    _check_targets[1, config.THREADS_PER_BLOCK](target, int(n_classes), kind, status)
-
-
 # ---- NLL on (log-)probabilities -------------------------------------------------
 @cuda.jit(cache=True)
 def _class_nll_forward(x, target, partial, flag, kind):
@@ -537,3 +478,4 @@ def mse_backward(input, target, gradInput, scale):
         blocks, tpb = config.grid_1d(input.size)
         _mse_backward[blocks, tpb](config.flat(input), config.flat(target),
                                    config.flat(gradInput), config.typed(input, scale))
+
