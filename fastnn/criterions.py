@@ -79,17 +79,27 @@ class Criterion:
     def _read_loss(self, loss):
         if isinstance(loss, np.ndarray):
             return float(loss[0])
-        return DeviceLoss(loss, self, self._loss_serial - 1)
+        serial = self._loss_serial - 1
+        return DeviceLoss(self._buffers["loss ring"], serial % LOSS_RING, self, serial)
 
-    def read_device_loss(self, loss: DeviceLoss) -> float:
-        """The value of a :class:`DeviceLoss` this criterion returned (one copy from the
-        device); raises the device-side input errors latched since the last read."""
-        if self._loss_serial - loss.serial > LOSS_RING:
-            raise RuntimeError(f"{self!r}: this loss was overwritten on the device by a later "
-                               f"forward; read it (float(loss)) within {LOSS_RING} forward calls")
-        value = float(loss.array.copy_to_host()[0])
+    def read_device_losses(self, losses) -> list:
+        """The values of :class:`DeviceLoss` objects this criterion returned, as floats:
+        one copy of the loss ring (and one of the check status) for all of them; raises
+        the device-side input errors latched since the last read."""
+        for loss in losses:
+            if self._loss_serial - loss.serial > LOSS_RING:
+                raise RuntimeError(f"{self!r}: this loss was overwritten on the device by a "
+                                   f"later forward; read it (float(loss)) within {LOSS_RING} "
+                                   f"forward calls")
+        if len(losses) == 1:
+            one = losses[0]
+            values = [one.ring[one.slot:one.slot + 1].copy_to_host()[0]]
+        else:
+            rings = {id(v.ring): v.ring for v in losses}  # one, unless the dtype changed
+            hosts = {key: ring.copy_to_host() for key, ring in rings.items()}
+            values = [hosts[id(v.ring)][v.slot] for v in losses]
         self._raise_device_errors()
-        return value
+        return [float(v) for v in values]
 
     # ---- device-side checks (GPU) ----
     def _status(self, backend):

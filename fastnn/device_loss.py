@@ -12,10 +12,27 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DeviceLoss", "LOSS_RING"]
+__all__ = ["DeviceLoss", "LOSS_RING", "read_losses"]
 
 #: Loss slots per criterion: a loss can still be read up to this many forward calls later.
 LOSS_RING = 256
+
+
+def read_losses(losses) -> list:
+    """Python floats for a list of losses (floats or :class:`DeviceLoss`), reading each
+    criterion's ring once: one copy per criterion rather than one per loss."""
+    values = [None] * len(losses)
+    groups = {}
+    for i, loss in enumerate(losses):
+        if isinstance(loss, DeviceLoss):
+            groups.setdefault(id(loss.owner), []).append(i)
+        else:
+            values[i] = float(loss)
+    for where in groups.values():
+        owner = losses[where[0]].owner
+        for i, v in zip(where, owner.read_device_losses([losses[i] for i in where])):
+            values[i] = v
+    return values
 
 
 class DeviceLoss:
@@ -23,8 +40,10 @@ class DeviceLoss:
 
     Parameters
     ----------
-    array : device array
-        The 1-element device array the loss kernel wrote.
+    ring : device array
+        The criterion's loss slots (``LOSS_RING`` of them).
+    slot : int
+        The slot the loss kernel wrote.
     owner : Criterion
         The criterion that wrote it: it checks that the slot still holds this loss
         and raises its pending device-side input errors when the loss is read.
@@ -38,15 +57,16 @@ class DeviceLoss:
     2.302
     """
 
-    __slots__ = ("array", "owner", "serial")
+    __slots__ = ("ring", "slot", "owner", "serial")
 
-    def __init__(self, array, owner, serial: int):
-        self.array = array
+    def __init__(self, ring, slot: int, owner, serial: int):
+        self.ring = ring
+        self.slot = slot
         self.owner = owner
         self.serial = serial
 
     def __float__(self) -> float:
-        return self.owner.read_device_loss(self)
+        return self.owner.read_device_losses([self])[0]
 
     def item(self) -> float:
         """The loss as a Python float (copies it from the device)."""

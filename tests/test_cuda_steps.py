@@ -205,3 +205,51 @@ def test_gpu_dropout_follows_manual_seed():
     fastnn.manual_seed(6)
     layer.forward(np.ones((6, 7), np.float32))
     assert not np.array_equal(to_numpy(layer.output), masks[0])
+
+
+class _Window:
+    """A fit callback that counts the transfers of each epoch's batch loop only (the
+    epoch's start, e.g. the divergence guard's snapshot, is outside)."""
+
+    def __init__(self, counter):
+        self.counter = counter
+        self.epochs = []
+
+    def on_epoch_start(self, run):
+        self.counter.take()
+
+    def on_batches_end(self, run):
+        self.epochs.append(self.counter.take())
+
+
+@pytest.mark.parametrize("make,shape", [(mlp, (8, 6)), (cnn, (8, 1, 5, 5))],
+                         ids=["mlp", "cnn"])
+def test_fit_on_gpu_reads_every_sync_every_steps(monkeypatch, make, shape):
+    """fit on a GPU net: per step only the batch's upload (input and labels); per group
+    of ``sync_every`` steps (and at the epoch's end) one read of the loss ring, one of
+    the check status and one of the predictions. History as on the CPU."""
+    from fastnn import fit
+    from fastnn.train.callbacks import Callback
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal(shape)
+    y = rng.integers(0, 3, shape[0])
+    histories = []
+    window = None
+    for device in ("cpu", "cuda"):
+        fastnn.manual_seed(0)
+        net = make()
+        net.modules = [m for m in net.modules if not isinstance(m, Dropout)]  # same masks
+        net = net.double() if device == "cpu" else net.double().cuda()
+        callbacks = ()
+        if device == "cuda":
+            window = type("W", (_Window, Callback), {})(TransferCounter(monkeypatch))
+            callbacks = (window,)
+        histories.append(fit(net, ClassNLLCriterion(), X, y, epochs=2, batch_size=2,
+                             sync_every=3, seed=1, progress=False, log=None,
+                             callbacks=callbacks))
+    cpu, gpu = histories
+    np.testing.assert_allclose(gpu.step_loss, cpu.step_loss, rtol=1e-10)
+    assert gpu.step_accuracy == cpu.step_accuracy and len(gpu.step_loss) == 8
+    steady = window.epochs[1]  # 4 steps: groups after steps 3 and 4 (the epoch's end)
+    assert sorted(steady) == sorted(["upload (copy_to_device)"] * 8 +
+                                    ["download (copy_to_host)"] * 6), steady

@@ -18,9 +18,11 @@ import numpy as np
 
 from .._runtime.threads import chosen_by_user
 from ..backend import CPUBackend
+from ..device_loss import DeviceLoss
 from ..module import Module
 from .callbacks import Checkpointer, DivergenceGuard, EpochLog, Monitor, ProgressBar
 from .checkpoint import host, load_checkpoint
+from .deferred import DeferredSteps
 from .evaluate import evaluate, labels_of
 from .history import History
 from .optimizers import make_optimizer
@@ -167,7 +169,7 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
         restore_best=None, augment=None, seed=None, progress=True, log=print, checkpoint=None,
         resume=None, metric="accuracy", eval_batch_size=1024, shuffle=True,
         divergence_factor=1e3, snapshot_every=None, max_steps=None, tune_threads=None,
-        callbacks=()):
+        callbacks=(), sync_every=50):
     """Train ``net`` on ``(X, y)`` with ``criterion``.
 
     Parameters
@@ -234,9 +236,16 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
         slower. Default: on, unless the thread count was fixed with
         ``set_num_threads``/``FASTNN_NUM_THREADS``. BLAS sums in another order on
         another thread count, so with tuning two runs agree to float rounding; for
-        bit-identical runs and resumption, fix the thread count or pass ``False``.
+        bit-identical runs and resumption, fix the thread count or pass ``False``. CPU
+        nets only (a GPU net's steps do not run on fastnn's threads).
     callbacks : sequence of Callback
         Extra callbacks (``fastnn.train.callbacks.Callback``), called after the built-in ones.
+    sync_every : int
+        GPU criterions only: read the loss and the accuracy from the device every this
+        many steps, at every ``snapshot_every`` step and at the epoch's end, so the
+        steps in between make no host round trip (``train/deferred.py``); the
+        callbacks still see every step's loss, in order, a group late. CPU runs read
+        every step.
 
     Returns
     -------
@@ -269,7 +278,8 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
     watchers = [DivergenceGuard(divergence_factor, snapshot_every),
                 Monitor(monitor, early_stopping, keep_best=early_stopping is not None or
                         restore_best, restore_best=restore_best)]
-    if tune_threads or (tune_threads is None and not chosen_by_user()):
+    on_cpu = getattr(net, "backend", CPUBackend) is CPUBackend  # threads: the CPU's kernels
+    if on_cpu and (tune_threads or (tune_threads is None and not chosen_by_user())):
         watchers.append(ThreadTuner())
     if progress:
         watchers.append(ProgressBar())
@@ -309,6 +319,7 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
 
     t_fit = time.perf_counter()
     net.train()
+    deferred = DeferredSteps(sync_every, getattr(net, "backend", CPUBackend))
     for epoch in range(start_epoch, epochs):
         run.epoch = epoch
         t0 = time.perf_counter()
@@ -321,7 +332,35 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
         run.call("on_epoch_start")
         net.train()
 
-        sum_loss, sum_correct, seen, steps_this_epoch = 0.0, 0, 0, 0
+        totals = [0.0, 0, 0]  # loss * rows, correct, rows
+        steps_this_epoch = 0
+
+        def account(loss, idx, predicted, steps_before, replayed):
+            """One step's figures; ``replayed``: a GPU step read a group late, whose
+            on_loss comes now (False: it came before the step's backward)."""
+            steps_now = run.steps_done
+            run.steps_done = steps_before
+            if replayed:
+                run.call("on_loss", loss)
+                if run.stopped is not None:
+                    return False
+            run.steps_done = steps_before + 1
+            totals[0] += loss * len(idx)
+            totals[2] += len(idx)
+            history.step_loss.append(loss)
+            if labels is not None:
+                c = int(np.count_nonzero(predicted == labels[idx]))
+                totals[1] += c
+                history.step_accuracy.append(c / len(idx))
+            run.call("on_step_end", loss)
+            run.steps_done = steps_now
+            return True
+
+        def drain():
+            for entry in deferred.drain(labels is not None):
+                if not account(*entry, replayed=True):
+                    return
+
         try:
             for b in range(run.batches_per_epoch):
                 run.batch = b
@@ -332,26 +371,35 @@ def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, b
                 tb = xb if y is None else y[idx]
                 net.zeroGradParameters()
                 out = net.forward(xb)
-                loss = float(criterion.forward(out, tb))
-                run.call("on_loss", loss)
-                if run.stopped is not None:
-                    break
+                loss = criterion.forward(out, tb)
+                on_device = isinstance(loss, DeviceLoss)
+                if not on_device:
+                    loss = float(loss)
+                    run.call("on_loss", loss)
+                    if run.stopped is not None:
+                        break
                 net.backward(xb, criterion.backward(out, tb))
                 opt.step()
+                steps_before = run.steps_done
                 run.steps_done += 1
                 steps_this_epoch += 1
-                sum_loss += loss * len(xb)
-                seen += len(xb)
-                history.step_loss.append(loss)
-                if labels is not None:
-                    c = int(np.count_nonzero(np.argmax(host(out), axis=1) == labels[idx]))
-                    sum_correct += c
-                    history.step_accuracy.append(c / len(xb))
-                run.call("on_step_end", loss)
+                last = (b == run.batches_per_epoch - 1 or
+                        (max_steps is not None and run.steps_done >= max_steps))
+                if on_device:
+                    deferred.add(loss, out, idx, steps_before, labels is not None)
+                    if len(deferred) >= deferred.every or last or (
+                            snapshot_every and run.steps_done % int(snapshot_every) == 0):
+                        drain()
+                        if run.stopped is not None:
+                            break
+                else:
+                    predicted = None if labels is None else np.argmax(host(out), axis=1)
+                    account(loss, idx, predicted, steps_before, replayed=False)
                 if max_steps is not None and run.steps_done >= max_steps:
                     break
         finally:
             run.call("on_batches_end")
+        sum_loss, sum_correct, seen = totals
         if run.stopped is not None:
             break
 

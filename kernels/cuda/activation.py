@@ -6,10 +6,9 @@ import math
 
 from numba import cuda
 
+from ..codes import NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH  # noqa: F401
 from . import config
 from ._typed import like
-
-from ..codes import NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH  # noqa: F401
 
 
 @cuda.jit(device=True)

@@ -98,3 +98,26 @@ def one_hot(target, output):
     if output.size:
         blocks, tpb = config.grid_1d(output.size)
         _one_hot[blocks, tpb](target, output)
+
+
+@cuda.jit(cache=True)
+def _argmax_rows(x, result):
+    n, c = x.shape
+    i = cuda.grid(1)
+    while i < n:
+        best = x[i, 0]
+        arg = 0
+        for j in range(1, c):
+            if x[i, j] > best:  # the first maximum, as np.argmax (NaN rows: see below)
+                best = x[i, j]
+                arg = j
+        result[i] = arg
+        i += cuda.gridsize(1)
+
+
+def argmax_rows(input, result):
+    """result[i] = the column of row i's first maximum (``fit``'s accuracy on the
+    device, read with the loss). Unlike np.argmax a NaN is never the maximum."""
+    if input.shape[0] and input.shape[1]:
+        blocks, tpb = config.grid_1d(input.shape[0])
+        _argmax_rows[blocks, tpb](input, result)
