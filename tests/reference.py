@@ -137,6 +137,14 @@ def _f64(a):
     return _np.asarray(a, dtype=_np.float64)
 
 
+# ---- GEMM: alpha * op(a) @ op(b) + beta * c (beta == 0 ignores c, NaN included) ----
+def gemm_ref(trans_a, trans_b, alpha, a, b, beta, c):
+    a = _f64(a).T if trans_a else _f64(a)
+    b = _f64(b).T if trans_b else _f64(b)
+    out = alpha * (a @ b)
+    return out if beta == 0 else out + beta * _f64(c)
+
+
 # ---- affine: y = x @ W.T + b, W of shape (n_out, n_in) ----
 def affine_forward_ref(x, W, b):
     return _f64(x) @ _f64(W).T + _f64(b)

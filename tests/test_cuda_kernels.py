@@ -97,6 +97,45 @@ def test_gemm(dtype, ta, tb):
     check("blas", "gemm", ta, tb, 2.0, a, b, 0.0, c, dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("m,n,k", [
+    (40, 37, 6),   # 3 x 3 output tiles of 16 (4 x 4 threads x 4 x 4 registers) on a 2 x 2 grid
+    (5, 3, 70),    # one tile, long k: split-K into 2 slices of 36
+    (3, 6, 200),   # split-K into 6 slices on a grid capped at 2 in z: the z loop turns
+])
+def test_gemm_tiles_and_split_k_against_reference(dtype, ta, tb, m, n, k):
+    from fastnn.kernels.cuda import blas
+    from reference import gemm_ref
+    rng = np.random.default_rng(12)
+    a = rand(rng, (k, m) if ta else (m, k), dtype)
+    b = rand(rng, (n, k) if tb else (k, n), dtype)
+    c = rand(rng, (m, n), dtype)
+    assert (blas.split_k(m, n, k) > 1) == (k >= 70)
+    for alpha, beta in ((0.5, -1.0), (2.0, 0.0)):
+        d_c = cuda.to_device(np.full_like(c, np.nan) if beta == 0 else c)
+        blas.gemm(ta, tb, alpha, cuda.to_device(a), cuda.to_device(b), beta, d_c)
+        tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else TOL[dtype]
+        np.testing.assert_allclose(d_c.copy_to_host(), gemm_ref(ta, tb, alpha, a, b, beta, c),
+                                   **tol)
+
+
+def test_gemm_split_k_epilogue_matches_unsplit():
+    """The fused bias + activation epilogue runs after the slices are summed."""
+    from fastnn.kernels.cuda import blas
+    from reference import activation_ref
+    rng = np.random.default_rng(13)
+    x, w, bias = rand(rng, (3, 80), np.float64), rand(rng, (5, 80), np.float64), \
+        rand(rng, (5,), np.float64)
+    assert blas.split_k(3, 5, 80) > 1
+    pre, out = cuda.device_array((3, 5)), cuda.device_array((3, 5))
+    blas.gemm_bias_activation(cuda.to_device(x), cuda.to_device(w), cuda.to_device(bias), pre,
+                              out, 3, 0.7)  # ELU
+    z = x @ w.T + bias
+    np.testing.assert_allclose(pre.copy_to_host(), z, rtol=1e-12)
+    np.testing.assert_allclose(out.copy_to_host(), activation_ref("elu", z, 0.7), rtol=1e-12)
+
+
 def test_gemm_propagates_nan_and_handles_empty_k():
     rng = np.random.default_rng(3)
     a = rand(rng, (5, 6), np.float64)
