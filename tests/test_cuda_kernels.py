@@ -149,7 +149,7 @@ def test_gemm_propagates_nan_and_handles_empty_k():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_affine(dtype):
     rng = np.random.default_rng(4)
-    n, n_in, n_out = 5, 7, 36  # 36 output columns: the per-column bias pass spans 2 blocks
+    n, n_in, n_out = 5, 7, 36  # bias sums: 5 blocks of 8 columns on 2, 5 rows over 4 groups
     x = rand(rng, (n, n_in), dtype)
     W = rand(rng, (n_out, n_in), dtype, -0.5, 0.5)
     b = rand(rng, (n_out,), dtype)
@@ -271,15 +271,20 @@ def test_dropout(dtype):
 
 # ---- batchnorm / scaling ----------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_batchnorm(dtype):
+@pytest.mark.parametrize("shape", [
+    (6, 3, 7),   # 42 values per channel, 3 channels > 2 blocks: a block per channel
+    (7, 20, 1),  # after a Linear: blocks of 8 channels x 4 row groups, 3 groups > 2 blocks
+], ids=["spatial", "features"])
+def test_batchnorm(dtype, shape):
     rng = np.random.default_rng(10)
-    x = rand(rng, (6, 3, 7), dtype, -1, 3)  # 42 values per channel, 3 channels > 2 blocks
+    x = rand(rng, shape, dtype, -1, 3)
     g = rand(rng, x.shape, dtype)
+    c = shape[1]
     for center_only in (False, True):
-        mm = rand(rng, (3,), dtype)
-        mv = rand(rng, (3,), dtype, 0.5, 2)
+        mm = rand(rng, (c,), dtype)
+        mv = rand(rng, (c,), dtype, 0.5, 2)
         cpu, _ = check("batchnorm", "batchnorm_forward_train", x, np.empty_like(x),
-                       np.empty(3, dtype), np.empty(3, dtype), mm, mv, 0.9, 1e-3, center_only,
+                       np.empty(c, dtype), np.empty(c, dtype), mm, mv, 0.9, 1e-3, center_only,
                        dtype=dtype)
         y, invstd = cpu[1], cpu[3]
         check("batchnorm", "batchnorm_backward_train", g, np.empty_like(g), y, invstd,

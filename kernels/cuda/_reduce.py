@@ -72,3 +72,43 @@ def finish_loss(partials, count, loss, scale):
     from . import config
     _finish_loss[1, config.THREADS_PER_BLOCK](partials, int(count), loss,
                                               config.typed(loss, scale))
+
+
+# ---- column sums of (rows, columns) data, coalesced ---------------------------------
+#: Shared array of ``column_block_sum``: up to 32 row groups x 32 columns.
+COLUMN_SHARED = (32, 32)
+
+
+def column_block():
+    """(columns, row groups) of a column-reduction block: a warp reads 32 consecutive
+    columns of one row (coalesced) and the row groups stride over the rows; smaller
+    blocks (the tests' 32 threads) keep 4 row groups so the tree still turns."""
+    from . import config
+    tpb = config.THREADS_PER_BLOCK
+    cols = max(1, min(32, tpb // 4))
+    return cols, tpb // cols
+
+
+def column_grid(n_columns):
+    from . import config
+    cols, groups = column_block()
+    return max(1, min(config.MAX_BLOCKS, -(-int(n_columns) // cols))), (cols, groups)
+
+
+@cuda.jit(device=True)
+def column_block_sum(sh, value):
+    """Sum of ``value`` over threadIdx.y, for each threadIdx.x; every thread gets its
+    column's total. blockDim.y is a power of two (``column_block``)."""
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    sh[ty, tx] = value
+    cuda.syncthreads()
+    s = cuda.blockDim.y // 2
+    while s > 0:
+        if ty < s:
+            sh[ty, tx] += sh[ty + s, tx]
+        cuda.syncthreads()
+        s //= 2
+    total = sh[0, tx]
+    cuda.syncthreads()  # everyone has read sh[0] before the next call reuses sh
+    return total
