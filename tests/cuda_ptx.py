@@ -178,6 +178,11 @@ def f64_table(dtypes=(np.float32,), cc=CC):
     _, failures = compile_every_kernel(dtypes=dtypes, cc=cc, ptx_out=ptx)
     if failures:
         raise RuntimeError("\n".join(f"{n}{s}: {e}" for n, s, e in failures))
+    return f64_rows(ptx)
+
+
+def f64_rows(ptx):
+    """``f64_table``'s rows from ``{(kernel, signature): ptx}``."""
     return sorted(((name, sig, f64_ops(text)) for (name, sig), text in ptx.items()
                    if is_float32_signature(sig)), key=lambda r: (r[0], str(r[1])))
 

@@ -34,3 +34,23 @@ if not _numba_config.ENABLE_CUDASIM:
         def impl(x, value):
             return dt(value)
         return impl
+
+
+
+def index_like(ref, value):
+    """``value`` as an integer of ``ref``'s type: index math stays in the launcher's
+    index type (uint32 where the sizes allow: a 32-bit divide instead of a 64-bit one,
+    which the GPU emulates in many instructions), not numba's int64."""
+    return type(ref)(value)
+
+
+if not _numba_config.ENABLE_CUDASIM:
+    @overload(index_like, target="cuda")
+    def _index_like(ref, value):
+        if not isinstance(ref, types.Integer):
+            return None
+        it = ref
+
+        def impl(ref, value):
+            return it(value)
+        return impl

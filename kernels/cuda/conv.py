@@ -8,12 +8,13 @@ into [cols (C k k, m L) | result / expanded gradient (F, m L)] for m images per 
 col2im is written as a gather (each thread sums the column entries that read its
 input pixel), so there are no atomics and results are deterministic.
 """
+import numpy as np
 from numba import cuda
 
 from . import config
 from .activation import activation_backward, activation_forward
 from ._reduce import SHARED, block_sum
-from ._typed import like
+from ._typed import index_like, like
 from .blas import gemm
 
 COLUMNS_BUDGET = 1 << 23  # elements of scratch per call (32 MiB in float32)
@@ -52,64 +53,83 @@ def _carve(columns, CKK, F, m, L):
 
 
 @cuda.jit(cache=True)
-def _im2col(x, cols, n0, m, k, stride, padding, Ho, Wo):
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    L = Ho * Wo
-    ML = m * L
-    total = C * k * k * ML
-    e = cuda.grid(1)
+def _im2col(x, cols, n0, m, k, stride, padding, Ho, Wo, C, H, W):
+    # Every integer argument has the launcher's index type (``_index``: uint32 where
+    # the sizes allow) and every dividend is cast back to it (``index_like``), so the
+    # divides are 32-bit; rows and columns are offset by the padding so that no
+    # intermediate goes negative.
+    zero = like(cols, 0.0)
+    L = index_like(Wo, Ho * Wo)
+    ML = index_like(Wo, m * L)
+    kk2 = index_like(Wo, k * k)
+    total = C * kk2 * ML
+    e = index_like(Wo, cuda.grid(1))  # unsigned with unsigned: numba's int64 would
+    step = index_like(Wo, cuda.gridsize(1))  # mix with uint64 into float64
     while e < total:
-        r = e // ML
-        col = e - r * ML
-        c = r // (k * k)
-        kk = r - c * k * k
-        ki = kk // k
-        kj = kk - ki * k
+        u = index_like(Wo, e)
+        r = u // ML
+        col = index_like(Wo, u - r * ML)
+        c = r // kk2
+        q = index_like(Wo, r - c * kk2)
+        ki = q // k
+        kj = q - ki * k
         i = col // L
-        p = col - i * L
+        p = index_like(Wo, col - i * L)
         oh = p // Wo
         ow = p - oh * Wo
-        ih = oh * stride - padding + ki
-        iw = ow * stride - padding + kj
-        if ih >= 0 and ih < H and iw >= 0 and iw < W:
-            cols[r, col] = x[n0 + i, c, ih, iw]
+        ihp = oh * stride + ki  # input row + padding
+        iwp = ow * stride + kj
+        if ihp >= padding and ihp < H + padding and iwp >= padding and iwp < W + padding:
+            cols[r, col] = x[n0 + i, c, ihp - padding, iwp - padding]
         else:
-            cols[r, col] = like(cols, 0.0)
-        e += cuda.gridsize(1)
+            cols[r, col] = zero
+        e += step
 
 
 @cuda.jit(cache=True)
-def _col2im(cols, gx, n0, m, k, stride, padding, Ho, Wo):
-    """gx[n0 + i, c, ih, iw] = sum of the column entries that im2col filled from it."""
-    C, H, W = gx.shape[1], gx.shape[2], gx.shape[3]
+def _col2im(cols, gx, n0, m, k, stride, padding, Ho, Wo, C, H, W):
+    """gx[n0 + i, c, ih, iw] = sum of the column entries that im2col filled from it
+    (integer arguments and dividends in the launcher's index type, as in _im2col)."""
     L = Ho * Wo
-    total = m * C * H * W
-    e = cuda.grid(1)
+    HW = index_like(W, H * W)
+    CHW = index_like(W, C * HW)
+    total = m * CHW
+    e = index_like(W, cuda.grid(1))
+    step = index_like(W, cuda.gridsize(1))
     while e < total:
-        i = e // (C * H * W)
-        r = e - i * (C * H * W)
-        c = r // (H * W)
-        r -= c * H * W
+        u = index_like(W, e)
+        i = u // CHW
+        r = index_like(W, u - i * CHW)
+        c = r // HW
+        r = index_like(W, r - c * HW)
         ih = r // W
         iw = r - ih * W
         acc = like(gx, 0.0)
         for ki in range(k):
-            t = ih + padding - ki
-            if t < 0 or t % stride != 0:
+            t = ih + padding  # oh * stride + ki == ih + padding
+            if t < ki:
                 continue
+            t = index_like(W, t - ki)
             oh = t // stride
-            if oh >= Ho:
+            if oh * stride != t or oh >= Ho:
                 continue
             for kj in range(k):
-                u = iw + padding - kj
-                if u < 0 or u % stride != 0:
+                v = iw + padding
+                if v < kj:
                     continue
-                ow = u // stride
-                if ow >= Wo:
+                v = index_like(W, v - kj)
+                ow = v // stride
+                if ow * stride != v or ow >= Wo:
                     continue
                 acc += cols[(c * k + ki) * k + kj, i * L + oh * Wo + ow]
         gx[n0 + i, c, ih, iw] = acc
-        e += cuda.gridsize(1)
+        e += step
+
+
+def _index(*sizes):
+    """The integer type for index math bounded by ``sizes``: uint32 when every size
+    (and a grid-stride step past it) fits, else int64."""
+    return np.uint32 if max(sizes) < 2 ** 31 else np.int64
 
 
 @cuda.jit(cache=True)
@@ -165,6 +185,13 @@ def _bias_grad(go, grad_bias, accumulate):
         f += cuda.gridDim.x
 
 
+def _ints(bound_a, bound_b, *values):
+    """``values`` in the index type for arrays of ``bound_a`` and ``bound_b`` elements
+    (their extents, e.g. H + padding, stay below those bounds plus a kernel size)."""
+    t = _index(bound_a + max(values), bound_b + max(values))
+    return tuple(t(v) for v in values)
+
+
 def _launch_1d(kernel, n, *args):
     if n:
         blocks, tpb = config.grid_1d(n)
@@ -186,7 +213,8 @@ def conv2d_forward(input, output, columns, weight, bias, stride, padding):
     for n0 in range(0, N, m_max):
         m = min(m_max, N - n0)
         cols, res = _carve(columns, CKK, F, m, L)
-        _launch_1d(_im2col, CKK * m * L, input, cols, n0, m, k, stride, padding, Ho, Wo)
+        _launch_1d(_im2col, CKK * m * L, input, cols,
+                   *_ints(input.size, CKK * m * L, n0, m, k, stride, padding, Ho, Wo, C, H, W))
         gemm(False, False, 1.0, w2, cols, 0.0, res)
         _launch_1d(_scatter_output, m * F * L, res, bias, out3, n0, m)
 
@@ -211,7 +239,8 @@ def conv2d_backward_input(gradOutput, gradInput, columns, weight, stride, paddin
         cols, g = _carve(columns, CKK, F, m, L)
         _launch_1d(_expand_grad, m * F * L, go3, g, n0, m)
         gemm(True, False, 1.0, w2, g, 0.0, cols)
-        _launch_1d(_col2im, m * C * H * W, cols, gradInput, n0, m, k, stride, padding, Ho, Wo)
+        ints = _ints(cols.size, gradInput.size, n0, m, k, stride, padding, Ho, Wo, C, H, W)
+        _launch_1d(_col2im, m * C * H * W, cols, gradInput, *ints)
 
 
 def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, stride, padding,
@@ -237,7 +266,8 @@ def conv2d_backward_params(input, gradOutput, gradWeight, gradBias, columns, str
     for n0 in range(0, N, m_max):
         m = min(m_max, N - n0)
         cols, g = _carve(columns, CKK, F, m, L)
-        _launch_1d(_im2col, CKK * m * L, input, cols, n0, m, k, stride, padding, Ho, Wo)
+        _launch_1d(_im2col, CKK * m * L, input, cols,
+                   *_ints(input.size, CKK * m * L, n0, m, k, stride, padding, Ho, Wo, C, H, W))
         _launch_1d(_expand_grad, m * F * L, go3, g, n0, m)
         gemm(False, True, 1.0, g, cols, beta, gw2)
         beta = 1.0

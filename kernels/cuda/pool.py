@@ -5,21 +5,23 @@ twin of ``fastnn.kernels.cpu.pool``: same arg-max convention (flat ih * W + iw i
 the windows whose arg-max it is, in the CPU twin's order): no atomics, deterministic."""
 import math
 
+import numpy as np
 from numba import cuda
 
 from . import config
-from ._typed import like
+from ._typed import index_like, like
 
 
 @cuda.jit(cache=True)
-def _forward(x, out, indices, k, stride):
-    N, C, H, W = x.shape
-    Ho, Wo = out.shape[2], out.shape[3]
-    total = N * C * Ho * Wo
+def _forward(x, out, indices, k, stride, C, H, W, Ho, Wo):
+    # integer arguments and every dividend in the launcher's index type (uint32 where
+    # the sizes allow: 32-bit divides; see conv._im2col)
+    HoWo = index_like(Wo, Ho * Wo)
     e = cuda.grid(1)
-    while e < total:
-        nc = e // (Ho * Wo)
-        r = e - nc * (Ho * Wo)
+    while e < out.size:
+        u = index_like(Wo, e)
+        nc = u // HoWo
+        r = index_like(Wo, u - nc * HoWo)
         oh = r // Wo
         ow = r - oh * Wo
         n = nc // C
@@ -40,36 +42,46 @@ def _forward(x, out, indices, k, stride):
 
 
 @cuda.jit(cache=True)
-def _backward(go, gi, indices, k, stride):
-    N, C, H, W = gi.shape
-    Ho, Wo = go.shape[2], go.shape[3]
-    total = N * C * H * W
+def _backward(go, gi, indices, k, stride, C, H, W, Ho, Wo):
+    HW = index_like(W, H * W)
+    zero = index_like(W, 0)
+    one = index_like(W, 1)
     e = cuda.grid(1)
-    while e < total:
-        nc = e // (H * W)
-        pos = e - nc * (H * W)
+    while e < gi.size:
+        u = index_like(W, e)
+        nc = u // HW
+        pos = index_like(W, u - nc * HW)
         ih = pos // W
-        iw = pos - ih * W
+        iw = index_like(W, pos - ih * W)
         n = nc // C
         c = nc - n * C
-        # windows oh with oh * stride <= ih < oh * stride + k
-        # (no builtin min/max in kernels: numba 0.68's built-in CUDA target cannot
-        # compile their vararg overloads)
-        oh_lo = 0 if ih < k else (ih - k) // stride + 1
+        # windows oh with oh * stride <= ih < oh * stride + k (ih - k only when ih >= k:
+        # unsigned); no builtin min/max in kernels: numba 0.68's built-in CUDA target
+        # cannot compile their vararg overloads
+        oh_lo = zero
+        if ih >= k:
+            oh_lo = index_like(W, ih - k) // stride + one
         oh_hi = ih // stride
-        if oh_hi > Ho - 1:
-            oh_hi = Ho - 1
-        ow_lo = 0 if iw < k else (iw - k) // stride + 1
+        if oh_hi >= Ho:
+            oh_hi = Ho - one
+        ow_lo = zero
+        if iw >= k:
+            ow_lo = index_like(W, iw - k) // stride + one
         ow_hi = iw // stride
-        if ow_hi > Wo - 1:
-            ow_hi = Wo - 1
+        if ow_hi >= Wo:
+            ow_hi = Wo - one
         acc = like(gi, 0.0)
-        for oh in range(oh_lo, oh_hi + 1):
-            for ow in range(ow_lo, ow_hi + 1):
+        for oh in range(oh_lo, oh_hi + one):
+            for ow in range(ow_lo, ow_hi + one):
                 if indices[n, c, oh, ow] == pos:
                     acc += go[n, c, oh, ow]
         gi[n, c, ih, iw] = acc
         e += cuda.gridsize(1)
+
+
+def _ints(size, *values):
+    t = np.uint32 if size + max(values) < 2 ** 31 else np.int64
+    return tuple(t(v) for v in values)
 
 
 def maxpool2d_forward(input, output, indices, kernel_size, stride):
@@ -78,7 +90,10 @@ def maxpool2d_forward(input, output, indices, kernel_size, stride):
     if output.size == 0:
         return
     blocks, tpb = config.grid_1d(output.size)
-    _forward[blocks, tpb](input, output, indices, int(kernel_size), int(stride))
+    N, C, H, W = input.shape
+    _forward[blocks, tpb](input, output, indices,
+                          *_ints(input.size, kernel_size, stride, C, H, W, output.shape[2],
+                                 output.shape[3]))
 
 
 def maxpool2d_backward(gradOutput, gradInput, indices, kernel_size, stride):
@@ -87,4 +102,7 @@ def maxpool2d_backward(gradOutput, gradInput, indices, kernel_size, stride):
     if gradInput.size == 0:
         return
     blocks, tpb = config.grid_1d(gradInput.size)
-    _backward[blocks, tpb](gradOutput, gradInput, indices, int(kernel_size), int(stride))
+    N, C, H, W = gradInput.shape
+    _backward[blocks, tpb](gradOutput, gradInput, indices,
+                           *_ints(gradInput.size, kernel_size, stride, C, H, W,
+                                  gradOutput.shape[2], gradOutput.shape[3]))
