@@ -336,8 +336,8 @@ def test_conv2d(dtype, stride, padding):
     Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
     go = rand(rng, (N, F, Ho, Wo), dtype)
     n_cpu = cpu_conv.columns_size(x.shape, F, k, stride, padding)
-    # a budget of one image per GEMM: the GPU path loops over chunks
-    n_gpu = gpu_conv.columns_size(x.shape, F, k, stride, padding, budget=1)
+    # one image per GEMM: the GPU path loops over chunks
+    n_gpu = gpu_conv.columns_size(x.shape, F, k, stride, padding, images=1)
     assert n_gpu < gpu_conv.columns_size(x.shape, F, k, stride, padding)
 
     def run(name, cpu_args, gpu_args):

@@ -27,13 +27,16 @@ def _geometry(C, H, W, k, stride, padding, F):
     return Ho, Wo, L, (C * k * k + F) * L
 
 
-def columns_size(input_shape, n_out, kernel_size, stride, padding, budget=COLUMNS_BUDGET):
-    """Scratch elements the module should allocate for ``columns``: as many images per
-    GEMM as fit in ``budget`` (at least one, at most the batch)."""
+def columns_size(input_shape, n_out, kernel_size, stride, padding, images=None):
+    """Scratch elements the module should allocate for ``columns``: room for ``images``
+    images per GEMM (clamped to [1, N], as the CPU twin's argument); by default as many
+    as fit in ``COLUMNS_BUDGET``."""
     n, c, h, w = (int(v) for v in input_shape)
     _, _, _, per_image = _geometry(c, h, w, int(kernel_size), int(stride), int(padding),
                                    int(n_out))
-    m = max(1, min(max(n, 1), budget // max(per_image, 1)))
+    if images is None:
+        images = COLUMNS_BUDGET // max(per_image, 1)
+    m = max(1, min(max(n, 1), int(images)))
     return m * per_image
 
 
