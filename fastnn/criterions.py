@@ -135,7 +135,11 @@ class Criterion:
         reused buffer: a host array is copied in (the batch's own upload), a device
         array of another dtype is cast by a kernel."""
         if is_cuda_object(array):
-            return backend.to_device(array, dtype, out=self._buffers.get(key))
+            if np.dtype(array.dtype) == np.dtype(dtype):
+                return backend.to_device(array, dtype)  # the caller's array, or a view of it
+            dev = backend.to_device(array, dtype, out=self._buffers.get(key))
+            self._buffers[key] = dev  # the cast's own buffer, reused next call
+            return dev
         host = np.ascontiguousarray(array, dtype=dtype)
         buf = self._buffer(backend, key, host.shape, dtype)
         buf.copy_to_device(host)
@@ -159,10 +163,12 @@ class Criterion:
             raise ValueError(f"{self!r}: expected 2-D input (N, classes), got shape {tuple(x.shape)}")
         n, c = x.shape
         on_gpu = backend is not CPUBackend
-        if on_gpu and is_cuda_object(target) and np.dtype(target.dtype).kind in "iub":
-            t = target  # integer labels stay on the device: checked there
+        if on_gpu and is_cuda_object(target) and (
+                np.dtype(target.dtype).kind in "iub" or
+                (len(target.shape) == 2 and (target.shape[1] != 1 or c == 1))):
+            t = target  # integer labels and dense rows stay on the device
         else:
-            # float labels on the GPU come back for the integer check (a rare path)
+            # float class labels on the GPU come back for the integer check (a rare path)
             t = target if isinstance(target, np.ndarray) else np.asarray(backend.to_numpy(target))
             if not t.dtype.isnative:  # e.g. big-endian labels read from a file: kernels take native
                 t = t.astype(t.dtype.newbyteorder("="))

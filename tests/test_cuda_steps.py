@@ -253,3 +253,23 @@ def test_fit_on_gpu_reads_every_sync_every_steps(monkeypatch, make, shape):
     steady = window.epochs[1]  # 4 steps: groups after steps 3 and 4 (the epoch's end)
     assert sorted(steady) == sorted(["upload (copy_to_device)"] * 8 +
                                     ["download (copy_to_host)"] * 6), steady
+
+
+def test_device_targets_are_not_copied_to_the_host(monkeypatch):
+    """Device labels and device one-hot rows stay on the device (a dtype cast, if any,
+    runs as a kernel into a reused buffer)."""
+    x = numba.cuda.to_device(np.log(np.full((3, 4), 0.25, np.float32)))
+    labels = np.array([0, 3, 1])
+    onehot = np.eye(4, dtype=np.float32)[labels]
+    cases = [(ClassNLLCriterion(), numba.cuda.to_device(labels)),
+             (ClassNLLCriterion(), numba.cuda.to_device(onehot)),
+             (CrossEntropyCriterion(), numba.cuda.to_device(onehot.astype(np.float64)))]
+    for crit, target in cases:
+        crit.forward(x, target)
+        crit.backward(x, target)  # buffers exist now
+        counter = TransferCounter(monkeypatch)
+        loss = crit.forward(x, target)
+        crit.backward(x, target)
+        assert counter.take() == [], type(crit).__name__
+        assert np.isfinite(float(loss))
+        monkeypatch.undo()
