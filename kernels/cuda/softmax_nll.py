@@ -22,15 +22,7 @@ from . import config
 from ._reduce import SHARED, block_sum, finish_loss, loss_grid
 from ._typed import like
 from ..codes import LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES  # noqa: F401 (re-exported)
-from .targets import constant_int_array
-
-
-def _rows(n):
-    return config.grid_1d(n)
-
-
-def _single_block():
-    return 1, config.THREADS_PER_BLOCK
+from .targets import classify_scores, constant_int_array  # noqa: F401 (the CPU twin's name)
 
 
 def _probability_args(is_probability):
@@ -139,25 +131,25 @@ def _log_softmax_backward(g, gi, y):
 
 def softmax_forward(input, output):
     if input.shape[0] and input.shape[1]:
-        blocks, tpb = _rows(input.shape[0])
+        blocks, tpb = config.grid_1d(input.shape[0])
         _softmax_forward[blocks, tpb](input, output)
 
 
 def softmax_backward(gradOutput, gradInput, output):
     if output.shape[0] and output.shape[1]:
-        blocks, tpb = _rows(output.shape[0])
+        blocks, tpb = config.grid_1d(output.shape[0])
         _softmax_backward[blocks, tpb](gradOutput, gradInput, output)
 
 
 def log_softmax_forward(input, output):
     if input.shape[0] and input.shape[1]:
-        blocks, tpb = _rows(input.shape[0])
+        blocks, tpb = config.grid_1d(input.shape[0])
         _log_softmax_forward[blocks, tpb](input, output)
 
 
 def log_softmax_backward(gradOutput, gradInput, output):
     if output.shape[0] and output.shape[1]:
-        blocks, tpb = _rows(output.shape[0])
+        blocks, tpb = config.grid_1d(output.shape[0])
         _log_softmax_backward[blocks, tpb](gradOutput, gradInput, output)
 
 
@@ -249,53 +241,9 @@ def cross_entropy_dense_forward(input, target, loss, probabilities, scale):
 
 def cross_entropy_dense_backward(target, gradInput, probabilities, scale):
     if probabilities.shape[0]:
-        blocks, tpb = _rows(probabilities.shape[0])
+        blocks, tpb = config.grid_1d(probabilities.shape[0])
         _cross_entropy_dense_backward[blocks, tpb](target, gradInput, probabilities,
                                                    config.typed(probabilities, scale))
-
-
-# ---- input classification for ClassNLLCriterion --------------------------------
-@cuda.jit(cache=True)
-def _classify_scores(x, result, tolerance):
-    sh = cuda.shared.array(SHARED, x.dtype)
-    n, c = x.shape
-    zero = like(x, 0.0)
-    one = like(x, 1.0)
-    positives = zero  # entries > 0 (any -> not log-probabilities)
-    bad_rows = zero   # rows that are not a probability distribution
-    i = cuda.threadIdx.x
-    while i < n:
-        s = zero
-        has_positive = False
-        negative = False
-        for j in range(c):
-            v = x[i, j]
-            if v > zero:
-                positives += one
-                has_positive = True
-            elif v < zero:
-                negative = True
-            s += v
-        if negative or not has_positive or not abs(s - one) <= tolerance:
-            bad_rows += one
-        i += cuda.blockDim.x
-    positives = block_sum(sh, positives)
-    bad_rows = block_sum(sh, bad_rows)
-    if cuda.threadIdx.x == 0:
-        if positives == zero:
-            result[0] = LOG_PROBABILITIES
-        elif bad_rows == zero:
-            result[0] = PROBABILITIES
-        else:
-            result[0] = RAW_SCORES
-
-
-def classify_scores(input, result, tolerance):
-    """result[0] = LOG_PROBABILITIES if no entry is positive; PROBABILITIES if every
-    row is non-negative, has a positive entry and sums to 1 within tolerance;
-    RAW_SCORES otherwise. NaN rows count as neither, so NaN reaches the loss."""
-    blocks, tpb = _single_block()
-    _classify_scores[blocks, tpb](input, result, config.typed(input, tolerance))
 
 
 # ---- NLL on (log-)probabilities -------------------------------------------------

@@ -3,17 +3,18 @@ criterions check labels and build one-hot rows on the host, where that is free).
 
 ``check_targets`` latches the ClassNLL/CrossEntropy input errors into a small int64
 status array, so a training step needs no host round trip; the criterion reads the
-status with its loss and raises the CPU criterion's message. ``one_hot`` expands
-labels into rows on the device.
+status with its loss and raises the CPU criterion's message. ``classify_scores`` (the
+CPU twin's name, re-exported by ``softmax_nll``) tells log-probabilities, probabilities
+and raw scores apart; ``one_hot`` expands labels into rows on the device.
 """
 import math
 
 import numpy as np
 from numba import cuda, int64
 
-from ..codes import LOG_PROBABILITIES, RAW_SCORES
+from ..codes import LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES
 from . import config
-from ._reduce import SHARED
+from ._reduce import SHARED, block_sum
 from ._typed import like
 
 #: ``check_targets`` status words (int64): raw-scores flag, its (N, C); bad-label flag,
@@ -29,6 +30,48 @@ def constant_int_array(key, values):
     if a is None:
         a = _CONSTANTS[key] = cuda.to_device(np.array(values, np.int64))
     return a
+
+
+@cuda.jit(cache=True)
+def _classify_scores(x, result, tolerance):
+    sh = cuda.shared.array(SHARED, x.dtype)
+    n, c = x.shape
+    zero = like(x, 0.0)
+    one = like(x, 1.0)
+    positives = zero  # entries > 0 (any -> not log-probabilities)
+    bad_rows = zero   # rows that are not a probability distribution
+    i = cuda.threadIdx.x
+    while i < n:
+        s = zero
+        has_positive = False
+        negative = False
+        for j in range(c):
+            v = x[i, j]
+            if v > zero:
+                positives += one
+                has_positive = True
+            elif v < zero:
+                negative = True
+            s += v
+        if negative or not has_positive or not abs(s - one) <= tolerance:
+            bad_rows += one
+        i += cuda.blockDim.x
+    positives = block_sum(sh, positives)
+    bad_rows = block_sum(sh, bad_rows)
+    if cuda.threadIdx.x == 0:
+        if positives == zero:
+            result[0] = LOG_PROBABILITIES
+        elif bad_rows == zero:
+            result[0] = PROBABILITIES
+        else:
+            result[0] = RAW_SCORES
+
+
+def classify_scores(input, result, tolerance):
+    """result[0] = LOG_PROBABILITIES if no entry is positive; PROBABILITIES if every
+    row is non-negative, has a positive entry and sums to 1 within tolerance;
+    RAW_SCORES otherwise. NaN rows count as neither, so NaN reaches the loss."""
+    _classify_scores[1, config.THREADS_PER_BLOCK](input, result, config.typed(input, tolerance))
 
 
 @cuda.jit(cache=True)
