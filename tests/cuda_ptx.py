@@ -155,6 +155,7 @@ def compile_every_kernel(dtypes=(np.float32, np.float64), cc=CC, ptx_out=None):
         batchnorm.batchnorm_forward_train(x1, r(4, 3, 1), r(3), r(3), r(3), r(3), 0.9, 1e-3,
                                           False)
         batchnorm.batchnorm_backward_train(x1, r(4, 3, 1), x1, r(3), False)
+        scaling.channelwise_scaling_backward_params(x1, x1, r(3), r(3), True)
         scaling.channelwise_scaling_forward(x3, r(4, 3, 5), r(3), r(3))
         scaling.channelwise_scaling_backward_input(x3, r(4, 3, 5), r(3))
         scaling.channelwise_scaling_backward_params(x3, x3, r(3), r(3), True)

@@ -296,18 +296,20 @@ def test_batchnorm(dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_scaling(dtype):
+@pytest.mark.parametrize("shape", [(6, 3, 7), (7, 20, 1)], ids=["spatial", "features"])
+def test_scaling(dtype, shape):
     rng = np.random.default_rng(11)
-    x = rand(rng, (6, 3, 7), dtype)
+    x = rand(rng, shape, dtype)
     g = rand(rng, x.shape, dtype)
-    gamma, beta = rand(rng, (3,), dtype), rand(rng, (3,), dtype)
+    c = shape[1]
+    gamma, beta = rand(rng, (c,), dtype), rand(rng, (c,), dtype)
     check("scaling", "channelwise_scaling_forward", x, np.empty_like(x), gamma, beta,
           dtype=dtype)
     check("scaling", "channelwise_scaling_backward_input", g, np.empty_like(g), gamma,
           dtype=dtype)
     for accumulate in (False, True):
-        check("scaling", "channelwise_scaling_backward_params", x, g, rand(rng, (3,), dtype),
-              rand(rng, (3,), dtype), accumulate, dtype=dtype)
+        check("scaling", "channelwise_scaling_backward_params", x, g, rand(rng, (c,), dtype),
+              rand(rng, (c,), dtype), accumulate, dtype=dtype)
 
 
 # ---- optim ----------------------------------------------------------------------------
