@@ -4,10 +4,11 @@ backward computes delta = gradOutput * act'(z) and the bias gradient in one pass
 parallel column reduction), then two GEMMs (gradInput, gradWeight)."""
 from numba import cuda
 
+from ..codes import NONE
 from . import config
 from ._reduce import COLUMN_SHARED, column_block_sum, column_grid
 from ._typed import like
-from .activation import NONE, activation_derivative
+from .activation import activation_derivative
 from .blas import gemm, gemm_bias_activation
 
 

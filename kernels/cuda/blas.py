@@ -28,10 +28,11 @@ comes from the arrays.
 import numpy as np
 from numba import cuda
 
+from ..codes import NONE
 from . import config
 from . import _simulator
 from ._typed import like
-from .activation import NONE, activation_value
+from .activation import activation_value
 
 _simulator.patch()  # shared-array race in the CUDA simulator
 
