@@ -140,7 +140,6 @@ def test_compare_activations_tiny(tmp_path, capsys):
 
 
 @needs_mnist
-@pytest.mark.skipif(not hasattr(fastnn, "Conv2d"), reason="fastnn.conv not available yet")
 def test_train_cnn_few_steps(capsys):
     assert main(["train", "mnist", "--model", "cnn", "--epochs", "1", "--max-steps", "3",
                  "--limit-train", "512", "--limit-test", "100", "--no-progress"]) == 0

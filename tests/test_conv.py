@@ -6,13 +6,10 @@ import pickle
 import numpy as np
 import pytest
 
+from conftest import rand
 from fastnn.conv import Conv2d, Flatten, MaxPool2d
 from fastnn.gradcheck import gradcheck
 from fastnn.module import Sequential
-
-
-def rand(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 def _leaves(nested):

@@ -12,6 +12,7 @@ import importlib
 import numpy as np
 import pytest
 
+from conftest import uniform
 from cudasim import IN_SIMULATOR, SKIP_REASON, small_launch_config
 
 if not IN_SIMULATOR:
@@ -52,17 +53,13 @@ def check(family, name, *args, dtype=np.float64, tol=None):
                       for c, g in zip(cpu_args, gpu_args)]
 
 
-def rand(rng, shape, dtype, lo=-2.0, hi=2.0):
-    return rng.uniform(lo, hi, size=shape).astype(dtype)
-
-
 # ---- elementwise ----------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fill_and_copy(dtype):
     rng = np.random.default_rng(0)
-    check("elementwise", "fill", rand(rng, (9, 11), dtype), -1.5, dtype=dtype)
+    check("elementwise", "fill", uniform(rng, (9, 11), dtype), -1.5, dtype=dtype)
     # copy converts float32 -> dtype
-    check("elementwise", "copy", rand(rng, (9, 11), np.float32), rand(rng, (9, 11), dtype),
+    check("elementwise", "copy", uniform(rng, (9, 11), np.float32), uniform(rng, (9, 11), dtype),
           dtype=dtype)
 
 
@@ -70,10 +67,10 @@ def test_fill_and_copy(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_activation(dtype):
     rng = np.random.default_rng(1)
-    x = rand(rng, (7, 11), dtype, -3, 3)
+    x = uniform(rng, (7, 11), dtype, -3, 3)
     x[0, 0] = np.nan
     x[0, 1] = 0.0
-    g = rand(rng, x.shape, dtype)
+    g = uniform(rng, x.shape, dtype)
     for code in range(7):
         alpha = 0.3
         y = np.empty_like(x)
@@ -89,9 +86,9 @@ def test_activation(dtype):
 def test_gemm(dtype, ta, tb):
     rng = np.random.default_rng(2)
     m, n, k = 7, 13, 6  # 2 x 4 tiles of 4x4 on a grid capped at 2 x 2 blocks
-    a = rand(rng, (k, m) if ta else (m, k), dtype)
-    b = rand(rng, (n, k) if tb else (k, n), dtype)
-    c = rand(rng, (m, n), dtype)
+    a = uniform(rng, (k, m) if ta else (m, k), dtype)
+    b = uniform(rng, (n, k) if tb else (k, n), dtype)
+    c = uniform(rng, (m, n), dtype)
     check("blas", "gemm", ta, tb, 0.5, a, b, -1.0, c, dtype=dtype)
     c[:] = np.nan  # beta == 0 overwrites garbage
     check("blas", "gemm", ta, tb, 2.0, a, b, 0.0, c, dtype=dtype)
@@ -108,9 +105,9 @@ def test_gemm_tiles_and_split_k_against_reference(dtype, ta, tb, m, n, k):
     from fastnn.kernels.cuda import blas
     from reference import gemm_ref
     rng = np.random.default_rng(12)
-    a = rand(rng, (k, m) if ta else (m, k), dtype)
-    b = rand(rng, (n, k) if tb else (k, n), dtype)
-    c = rand(rng, (m, n), dtype)
+    a = uniform(rng, (k, m) if ta else (m, k), dtype)
+    b = uniform(rng, (n, k) if tb else (k, n), dtype)
+    c = uniform(rng, (m, n), dtype)
     assert (blas.split_k(m, n, k) > 1) == (k >= 70)
     for alpha, beta in ((0.5, -1.0), (2.0, 0.0)):
         d_c = cuda.to_device(np.full_like(c, np.nan) if beta == 0 else c)
@@ -125,8 +122,8 @@ def test_gemm_split_k_epilogue_matches_unsplit():
     from fastnn.kernels.cuda import blas
     from reference import activation_ref
     rng = np.random.default_rng(13)
-    x, w, bias = rand(rng, (3, 80), np.float64), rand(rng, (5, 80), np.float64), \
-        rand(rng, (5,), np.float64)
+    x, w, bias = uniform(rng, (3, 80), np.float64), uniform(rng, (5, 80), np.float64), \
+        uniform(rng, (5,), np.float64)
     assert blas.split_k(3, 5, 80) > 1
     pre, out = cuda.device_array((3, 5)), cuda.device_array((3, 5))
     blas.gemm_bias_activation(cuda.to_device(x), cuda.to_device(w), cuda.to_device(bias), pre,
@@ -138,9 +135,9 @@ def test_gemm_split_k_epilogue_matches_unsplit():
 
 def test_gemm_propagates_nan_and_handles_empty_k():
     rng = np.random.default_rng(3)
-    a = rand(rng, (5, 6), np.float64)
+    a = uniform(rng, (5, 6), np.float64)
     a[1, 2] = np.nan
-    check("blas", "gemm", False, False, 1.0, a, rand(rng, (6, 5), np.float64), 0.0,
+    check("blas", "gemm", False, False, 1.0, a, uniform(rng, (6, 5), np.float64), 0.0,
           np.zeros((5, 5)))
     check("blas", "gemm", False, False, 1.0, np.zeros((5, 0)), np.zeros((0, 3)), 0.5,
           np.ones((5, 3)))
@@ -150,10 +147,10 @@ def test_gemm_propagates_nan_and_handles_empty_k():
 def test_affine(dtype):
     rng = np.random.default_rng(4)
     n, n_in, n_out = 5, 7, 36  # bias sums: 5 blocks of 8 columns on 2, 5 rows over 4 groups
-    x = rand(rng, (n, n_in), dtype)
-    W = rand(rng, (n_out, n_in), dtype, -0.5, 0.5)
-    b = rand(rng, (n_out,), dtype)
-    g = rand(rng, (n, n_out), dtype)
+    x = uniform(rng, (n, n_in), dtype)
+    W = uniform(rng, (n_out, n_in), dtype, -0.5, 0.5)
+    b = uniform(rng, (n_out,), dtype)
+    g = uniform(rng, (n, n_out), dtype)
     out = np.empty((n, n_out), dtype)
     check("affine", "affine_forward", x, out, W, b, dtype=dtype)
     cpu, _ = check("affine", "affine_activation_forward", x, out.copy(), out.copy(), W, b,
@@ -161,8 +158,8 @@ def test_affine(dtype):
     pre, y = cpu[1], cpu[2]
     check("affine", "affine_backward_input", g, np.empty((n, n_in), dtype), W, dtype=dtype)
     for accumulate in (False, True):
-        gW = rand(rng, W.shape, dtype)
-        gb = rand(rng, b.shape, dtype)
+        gW = uniform(rng, W.shape, dtype)
+        gb = uniform(rng, b.shape, dtype)
         check("affine", "affine_backward_params", x, g, gW, gb, accumulate, dtype=dtype)
         for need_gi in (True, False):
             check("affine", "affine_activation_backward", x, g, np.zeros((n, n_in), dtype),
@@ -174,9 +171,9 @@ def test_affine(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_softmax_log_softmax(dtype):
     rng = np.random.default_rng(5)
-    x = rand(rng, (40, 4), dtype, -5, 5)  # 40 rows: two blocks of 32
+    x = uniform(rng, (40, 4), dtype, -5, 5)  # 40 rows: two blocks of 32
     x[3, 2] = np.nan
-    g = rand(rng, x.shape, dtype)
+    g = uniform(rng, x.shape, dtype)
     for fwd, bwd in (("softmax_forward", "softmax_backward"),
                      ("log_softmax_forward", "log_softmax_backward")):
         cpu, _ = check("softmax_nll", fwd, x, np.empty_like(x), dtype=dtype)
@@ -187,7 +184,7 @@ def test_softmax_log_softmax(dtype):
 def test_cross_entropy(dtype):
     rng = np.random.default_rng(6)
     n, c = 40, 4  # rows > threads per block: the one-block loss loop strides
-    x = rand(rng, (n, c), dtype, -5, 5)
+    x = uniform(rng, (n, c), dtype, -5, 5)
     t = rng.integers(0, c, n).astype(np.int64)
     soft = rng.dirichlet(np.ones(c), n).astype(dtype)
     loss = np.zeros(1, dtype)
@@ -208,7 +205,7 @@ def test_classify_and_nll(dtype):
     n, c = 40, 4
     probs = rng.dirichlet(np.ones(c), n).astype(dtype)
     logp = np.log(probs)
-    raw = rand(rng, (n, c), dtype)
+    raw = uniform(rng, (n, c), dtype)
     tol = 64 * c * float(np.finfo(dtype).eps)
     for x, expected in ((logp, 0), (probs, 1), (raw, 2)):
         _, gpu = check("softmax_nll", "classify_scores", x, np.full(1, -1, np.int64), tol,
@@ -236,8 +233,8 @@ def test_classify_and_nll(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_mse(dtype):
     rng = np.random.default_rng(8)
-    x = rand(rng, (9, 5), dtype)
-    t = rand(rng, (9, 5), dtype)
+    x = uniform(rng, (9, 5), dtype)
+    t = uniform(rng, (9, 5), dtype)
     check("softmax_nll", "mse_forward", x, t, np.zeros(1, dtype), 1 / 9, dtype=dtype)
     check("softmax_nll", "mse_backward", x, t, np.empty_like(x), 1 / 9, dtype=dtype)
 
@@ -247,7 +244,7 @@ def test_mse(dtype):
 def test_dropout(dtype):
     from fastnn.kernels.cuda import dropout
     rng = np.random.default_rng(9)
-    x = rand(rng, (6, 11), dtype) + dtype(3)  # nonzero, so output == 0 <=> dropped
+    x = uniform(rng, (6, 11), dtype) + dtype(3)  # nonzero, so output == 0 <=> dropped
     p = 0.3
     d_x, d_y, d_m = cuda.to_device(x), cuda.device_array(x.shape, dtype), \
         cuda.device_array(x.shape, dtype)
@@ -265,7 +262,7 @@ def test_dropout(dtype):
     dropout.dropout_forward(d_x, d_y, d_m, p)
     np.testing.assert_array_equal(d_m.copy_to_host(), m)
     # backward against the CPU twin with the same mask
-    g = rand(rng, x.shape, dtype)
+    g = uniform(rng, x.shape, dtype)
     check("dropout", "dropout_backward", g, np.empty_like(g), m, dtype=dtype)
 
 
@@ -277,12 +274,12 @@ def test_dropout(dtype):
 ], ids=["spatial", "features"])
 def test_batchnorm(dtype, shape):
     rng = np.random.default_rng(10)
-    x = rand(rng, shape, dtype, -1, 3)
-    g = rand(rng, x.shape, dtype)
+    x = uniform(rng, shape, dtype, -1, 3)
+    g = uniform(rng, x.shape, dtype)
     c = shape[1]
     for center_only in (False, True):
-        mm = rand(rng, (c,), dtype)
-        mv = rand(rng, (c,), dtype, 0.5, 2)
+        mm = uniform(rng, (c,), dtype)
+        mv = uniform(rng, (c,), dtype, 0.5, 2)
         cpu, _ = check("batchnorm", "batchnorm_forward_train", x, np.empty_like(x),
                        np.empty(c, dtype), np.empty(c, dtype), mm, mv, 0.9, 1e-3, center_only,
                        dtype=dtype)
@@ -299,17 +296,17 @@ def test_batchnorm(dtype, shape):
 @pytest.mark.parametrize("shape", [(6, 3, 7), (7, 20, 1)], ids=["spatial", "features"])
 def test_scaling(dtype, shape):
     rng = np.random.default_rng(11)
-    x = rand(rng, shape, dtype)
-    g = rand(rng, x.shape, dtype)
+    x = uniform(rng, shape, dtype)
+    g = uniform(rng, x.shape, dtype)
     c = shape[1]
-    gamma, beta = rand(rng, (c,), dtype), rand(rng, (c,), dtype)
+    gamma, beta = uniform(rng, (c,), dtype), uniform(rng, (c,), dtype)
     check("scaling", "channelwise_scaling_forward", x, np.empty_like(x), gamma, beta,
           dtype=dtype)
     check("scaling", "channelwise_scaling_backward_input", g, np.empty_like(g), gamma,
           dtype=dtype)
     for accumulate in (False, True):
-        check("scaling", "channelwise_scaling_backward_params", x, g, rand(rng, (c,), dtype),
-              rand(rng, (c,), dtype), accumulate, dtype=dtype)
+        check("scaling", "channelwise_scaling_backward_params", x, g, uniform(rng, (c,), dtype),
+              uniform(rng, (c,), dtype), accumulate, dtype=dtype)
 
 
 # ---- optim ----------------------------------------------------------------------------
@@ -318,10 +315,10 @@ def test_optim(dtype):
     rng = np.random.default_rng(12)
     shape = (7, 11)
     t = np.dtype(dtype).type
-    g, p = rand(rng, shape, dtype), rand(rng, shape, dtype)
-    check("optim", "sgd_momentum_update", g, p, rand(rng, shape, dtype), t(0.1), t(0.9),
+    g, p = uniform(rng, shape, dtype), uniform(rng, shape, dtype)
+    check("optim", "sgd_momentum_update", g, p, uniform(rng, shape, dtype), t(0.1), t(0.9),
           dtype=dtype)
-    check("optim", "adam_update", g, p, rand(rng, shape, dtype), rand(rng, shape, dtype, 0, 1),
+    check("optim", "adam_update", g, p, uniform(rng, shape, dtype), uniform(rng, shape, dtype, 0, 1),
           t(0.01), t(0.9), t(0.999), t(1e-8), dtype=dtype)
 
 
@@ -332,11 +329,11 @@ def test_conv2d(dtype, stride, padding):
     cpu_conv, gpu_conv = kernels("conv")
     rng = np.random.default_rng(13)
     N, C, H, W, F, k = 2, 2, 6, 5, 3, 3
-    x = rand(rng, (N, C, H, W), dtype)
-    w = rand(rng, (F, C, k, k), dtype, -0.5, 0.5)
-    b = rand(rng, (F,), dtype)
+    x = uniform(rng, (N, C, H, W), dtype)
+    w = uniform(rng, (F, C, k, k), dtype, -0.5, 0.5)
+    b = uniform(rng, (F,), dtype)
     Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
-    go = rand(rng, (N, F, Ho, Wo), dtype)
+    go = uniform(rng, (N, F, Ho, Wo), dtype)
     n_cpu = cpu_conv.columns_size(x.shape, F, k, stride, padding)
     # one image per GEMM: the GPU path loops over chunks
     n_gpu = gpu_conv.columns_size(x.shape, F, k, stride, padding, images=1)
@@ -359,7 +356,7 @@ def test_conv2d(dtype, stride, padding):
     np.testing.assert_allclose(gi_g.copy_to_host(), gi_c, **TOL[dtype])
 
     for accumulate in (False, True):
-        gw0, gb0 = rand(rng, w.shape, dtype), rand(rng, b.shape, dtype)
+        gw0, gb0 = uniform(rng, w.shape, dtype), uniform(rng, b.shape, dtype)
         gw_c, gb_c = gw0.copy(), gb0.copy()
         gw_g, gb_g = cuda.to_device(gw0), cuda.to_device(gb0)
         run("conv2d_backward_params",
@@ -395,12 +392,12 @@ def test_conv2d(dtype, stride, padding):
 @pytest.mark.parametrize("k,stride", [(3, 2), (2, 2)])
 def test_maxpool2d(dtype, k, stride):
     rng = np.random.default_rng(14)
-    x = rand(rng, (2, 2, 7, 6), dtype)
+    x = uniform(rng, (2, 2, 7, 6), dtype)
     x[0, 0, 0, :2] = 5.0   # a tie: the first element in window order wins
     x[1, 1, 3, 3] = np.nan  # NaN propagates
     Ho, Wo = (7 - k) // stride + 1, (6 - k) // stride + 1
     cpu, _ = check("pool", "maxpool2d_forward", x, np.empty((2, 2, Ho, Wo), dtype),
                    np.zeros((2, 2, Ho, Wo), np.int64), k, stride, dtype=dtype)
-    g = rand(rng, (2, 2, Ho, Wo), dtype)
+    g = uniform(rng, (2, 2, Ho, Wo), dtype)
     check("pool", "maxpool2d_backward", g, np.full_like(x, np.nan), cpu[2], k, stride,
           dtype=dtype)

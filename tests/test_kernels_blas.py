@@ -58,9 +58,15 @@ def test_nan_in_operands_propagates():
         assert np.all(np.isnan(c[0])), (m, k, c)
 
 
-def test_empty_output_is_a_no_op():
-    c = np.zeros((0, 3))
-    gemm(False, False, 1.0, np.zeros((0, 2)), np.zeros((2, 3)), 0.0, c)
+@pytest.mark.parametrize("m,n", [(0, 3), (3, 0)])
+def test_empty_output_is_a_no_op(m, n):
+    """No rows or no columns: BLAS is not called and nothing around ``c`` is written
+    (``c`` is an empty view into a buffer of sentinels)."""
+    buffer = np.full(8, 7.0)
+    c = buffer[2:2].reshape(m, n)
+    assert gemm(False, False, 1.0, np.ones((m, 2)), np.ones((2, n)), 0.0, c) is None
+    assert c.shape == (m, n)
+    np.testing.assert_array_equal(buffer, 7.0)
 
 
 BLAS_CHOICE = """

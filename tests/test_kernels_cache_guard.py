@@ -43,13 +43,26 @@ def test_an_edit_to_any_file_drops_the_whole_folders_cache(tmp_path):
         assert f.read().strip() == guard.sources_digest(str(folder))
 
 
-def test_the_guard_never_raises(tmp_path, monkeypatch):
-    guard.drop_stale_cache(str(tmp_path / "missing"))
+def test_the_guard_never_raises_and_a_failed_guard_leaves_the_cache(tmp_path, monkeypatch):
+    missing = tmp_path / "missing"
+    assert guard.drop_stale_cache(str(missing)) is None
+    assert not missing.exists()
+
+    folder = tmp_path / "kern"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "blas.py").write_text("def gemm(): pass\n")
+    cache = guard.cache_folder(str(folder / "__init__.py"))
+    os.makedirs(cache, exist_ok=True)
+    blas = _cached_files(cache, "blas")  # no stamp yet: a working guard would drop them
 
     def broken(_):
         raise AttributeError("numba internals moved")
     monkeypatch.setattr(guard, "cache_folder", broken)
-    guard.drop_stale_cache(os.path.dirname(cpu_kernels.__file__))
+    assert guard.drop_stale_cache(str(folder)) is None
+    # The guard gave up: the files are left to Numba's own per-file checks, no stamp.
+    assert all(os.path.exists(os.path.join(cache, n)) for n in blas)
+    assert not os.path.exists(os.path.join(cache, guard.STAMP))
 
 
 def test_the_cpu_kernels_cache_carries_the_current_digest():

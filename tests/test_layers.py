@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from conftest import rand
 from fastnn import (BatchMeanSubtraction, BatchNormalization, ChannelwiseScaling, Dropout,
                     Linear)
 from reference import (affine_forward_ref, affine_grad_bias_ref, affine_grad_input_ref,
@@ -11,10 +12,6 @@ from reference import (affine_forward_ref, affine_grad_bias_ref, affine_grad_inp
                        batchnorm_eval_forward_ref, batchnorm_train_backward_ref,
                        batchnorm_train_forward_ref, scaling_backward_input_ref,
                        scaling_backward_params_ref, scaling_forward_ref)
-
-
-def rand(*shape, seed=0, scale=1.0, shift=0.0):
-    return np.random.default_rng(seed).standard_normal(shape) * scale + shift
 
 
 # ---- Linear ---------------------------------------------------------------------------------

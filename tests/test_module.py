@@ -8,12 +8,9 @@ import numpy as np
 import pytest
 
 import fastnn
+from conftest import rand
 from fastnn import (ELU, BatchNormalization, ChannelwiseScaling, Dropout, LeakyReLU, Linear,
                     LogSoftMax, ReLU, Sequential, Sigmoid, SoftMax, SoftPlus, Tanh)
-
-
-def rand(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 def linear(n_in, n_out, seed=0, dtype=np.float64):

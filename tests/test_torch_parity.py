@@ -6,15 +6,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fastnn  # noqa: E402
+from conftest import rand  # noqa: E402
 from fastnn import (ELU, BatchNormalization, ClassNLLCriterion, CrossEntropyCriterion,  # noqa: E402
                     Dropout, LeakyReLU, Linear, LogSoftMax, MSECriterion, ReLU, Sequential,
                     Sigmoid, SoftMax, SoftPlus, Tanh, adam_optimizer, sgd_momentum)
 
 TOL = dict(rtol=1e-10, atol=1e-12)
-
-
-def rand(*shape, seed=0, scale=1.0):
-    return np.random.default_rng(seed).standard_normal(shape) * scale
 
 
 def torch_grad(fn, x, g):

@@ -7,7 +7,7 @@ import pytest
 import fastnn as nn
 from fastnn.optim import SGD, Adam
 from fastnn.train import TrainingDiverged, fit
-from test_training import assert_same_weights, blobs, mlp, weights
+from conftest import assert_same_weights, blobs, mlp, weights
 
 KW = dict(batch_size=20, progress=False, log=None, seed=0)
 

@@ -1,4 +1,4 @@
-"""fastnn.datasets: IDX parsing, folder search, verification, download, batches, augmentation.
+"""fastnn.data.mnist: IDX parsing, folder search, verification, download, lazy import.
 
 Everything runs on a tiny fake MNIST written into tmp_path (with the MD5 table patched
 to match it) and a local http.server; only ``test_real_mnist`` reads the real files,
@@ -19,11 +19,7 @@ import numpy as np
 import pytest
 
 from fastnn.data import mnist as datasets
-from fastnn.datasets import (
-    BatchIterator, affine_params, augment_batch, iterate_minibatches, load_mnist,
-    read_idx, search_dirs, train_val_split,
-)
-from reference import affine_warp_reference
+from fastnn.datasets import load_mnist, read_idx, search_dirs
 
 # Read before the autouse fixture hides it from the other tests.
 REAL_DATA = os.environ.get("FASTNN_DATA")
@@ -381,168 +377,6 @@ def test_import_is_lazy():
             "if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-# --------------------------------------------------------------------------- batches
-
-def test_minibatches_cover_everything_once():
-    X, y = np.arange(103)[:, None] * np.ones((1, 3)), np.arange(103)
-    batches = list(iterate_minibatches(X, y, 10, shuffle=True, seed=1))
-    assert [len(b[0]) for b in batches] == [10] * 10 + [3]
-    seen = np.concatenate([yb for _, yb in batches])
-    assert sorted(seen) == list(range(103)) and not np.array_equal(seen, np.arange(103))
-    for xb, yb in batches:
-        np.testing.assert_array_equal(xb[:, 0], yb)  # rows stay paired with labels
-
-
-def test_minibatches_seeded_and_ordered():
-    X, y = np.arange(50), np.arange(50)
-    a = [yb for _, yb in iterate_minibatches(X, y, 8, seed=7)]
-    b = [yb for _, yb in iterate_minibatches(X, y, 8, seed=7)]
-    c = [yb for _, yb in iterate_minibatches(X, y, 8, seed=8)]
-    assert all(np.array_equal(p, q) for p, q in zip(a, b))
-    assert not all(np.array_equal(p, q) for p, q in zip(a, c))
-    plain = np.concatenate([yb for _, yb in iterate_minibatches(X, y, 8, shuffle=False)])
-    np.testing.assert_array_equal(plain, y)
-    with pytest.raises(ValueError, match="X has 50 samples"):
-        next(iterate_minibatches(X, y[:-1], 8))
-    with pytest.raises(ValueError, match="batch_size"):
-        next(iterate_minibatches(X, y, 0))
-
-
-def test_batch_iterator_epochs():
-    X, y = np.arange(25), np.arange(25)
-    it = BatchIterator(X, y, 10, seed=3)
-    assert len(it) == 3
-    epoch1 = np.concatenate([yb for _, yb in it])
-    epoch2 = np.concatenate([yb for _, yb in it])
-    assert sorted(epoch1) == sorted(epoch2) == list(range(25))
-    assert not np.array_equal(epoch1, epoch2)  # a fresh shuffle per epoch
-    again = BatchIterator(X, y, 10, seed=3)
-    np.testing.assert_array_equal(np.concatenate([yb for _, yb in again]), epoch1)
-
-    dropped = BatchIterator(X, y, 10, seed=3, drop_last=True, transform=lambda xb: -xb)
-    batches = list(dropped)
-    assert len(dropped) == len(batches) == 2
-    assert all(len(xb) == 10 and np.array_equal(xb, -yb) for xb, yb in batches)
-
-
-def test_train_val_split():
-    X, y = np.arange(100) * 10, np.arange(100)
-    X_tr, y_tr, X_val, y_val = train_val_split(X, y, val_size=30, seed=0)
-    assert len(X_tr) == 70 and len(X_val) == 30
-    assert not set(y_tr) & set(y_val) and set(y_tr) | set(y_val) == set(range(100))
-    np.testing.assert_array_equal(X_tr, y_tr * 10)
-    assert np.all(np.diff(y_tr) > 0)  # original order kept
-    np.testing.assert_array_equal(train_val_split(X, y, 30, seed=0)[3], y_val)
-    assert not np.array_equal(train_val_split(X, y, 30, seed=1)[3], y_val)
-    assert len(train_val_split(X, y, 0.25)[2]) == 25
-    with pytest.raises(ValueError, match="val_size"):
-        train_val_split(X, y, val_size=100)
-
-
-# --------------------------------------------------------------------------- augmentation
-
-def _warp(images, params):
-    from fastnn.kernels.cpu.augment import affine_warp
-    out = np.full_like(images, np.nan)
-    # One transform for all images when given one (the kernel wants one row per image).
-    params = np.broadcast_to(params, (len(images), 6))
-    affine_warp(images, out, np.ascontiguousarray(params, images.dtype))
-    return out
-
-
-@pytest.mark.parametrize("params_shape, out_n", [((4, 6), 5), ((6, 6), 5), ((5, 5), 5),
-                                                   ((5, 6), 4)])
-def test_affine_warp_rejects_mismatched_params_or_output(params_shape, out_n):
-    from fastnn.kernels.cpu.augment import affine_warp
-    images = _images(5)
-    out = np.zeros((out_n, 28, 28), np.float32)
-    with pytest.raises(ValueError, match=r"affine_warp: params must be \(N, 6\)"):
-        affine_warp(images, out, np.zeros(params_shape, np.float32))
-
-
-def _images(n=5, dtype=np.float32, seed=0):
-    return np.random.default_rng(seed).random((n, 28, 28)).astype(dtype)
-
-
-def test_zero_augmentation_is_identity():
-    x = _images()
-    np.testing.assert_array_equal(augment_batch(x, max_shift=0, max_angle=0.0, seed=0), x)
-    np.testing.assert_array_equal(_warp(x, affine_params(0, 0, 0, 28, 28)), x)
-
-
-def test_one_pixel_shift():
-    x = _images(2, np.float64)
-    right = _warp(x, affine_params([1, 1], 0, 0, 28, 28))
-    np.testing.assert_array_equal(right[:, :, 1:], x[:, :, :-1])
-    np.testing.assert_array_equal(right[:, :, 0], 0.0)
-    down = _warp(x, affine_params(0, -1, 0, 28, 28))  # negative: up
-    np.testing.assert_array_equal(down[:, :-1, :], x[:, 1:, :])
-    np.testing.assert_array_equal(down[:, -1, :], 0.0)
-
-
-def test_integer_shifts_move_whole_pixels():
-    x = _images(20)
-    out = augment_batch(x, max_shift=2, max_angle=0.0, subpixel=False, seed=4)
-    for img, res in zip(x, out):
-        padded = np.pad(img, 2)
-        candidates = [padded[2 - dy:30 - dy, 2 - dx:30 - dx]
-                      for dy in range(-2, 3) for dx in range(-2, 3)]
-        assert any(np.array_equal(res, c) for c in candidates)
-    assert not np.array_equal(out, x)
-
-
-def test_rotation_direction():
-    x = np.zeros((1, 28, 28))
-    x[0, 13, 20] = 1.0  # right of the centre (13.5, 13.5)
-    out = _warp(x, affine_params(0, 0, 90.0, 28, 28))
-    assert out[0, 7, 13] == pytest.approx(1.0)  # counter-clockwise: now above it
-    assert out.sum() == pytest.approx(1.0)
-
-
-@pytest.mark.parametrize("dtype,atol", [(np.float32, 2e-6), (np.float64, 1e-12)])
-def test_warp_matches_reference(dtype, atol):
-    x = _images(6, dtype, seed=2)
-    rng = np.random.default_rng(5)
-    params = affine_params(rng.uniform(-3, 3, 6), rng.uniform(-3, 3, 6),
-                           rng.uniform(-30, 30, 6), 28, 28, dtype=dtype)
-    out = _warp(x, params)
-    np.testing.assert_allclose(out, affine_warp_reference(x, params), atol=atol)
-    assert out.min() >= 0.0 and out.max() <= 1.0
-
-
-def test_augment_batch_shapes_and_range():
-    x = _images(8)
-    flat = augment_batch(x.reshape(8, 784), seed=1)
-    square = augment_batch(x, seed=1)
-    nchw = augment_batch(x[:, None], seed=1)
-    assert flat.shape == (8, 784) and nchw.shape == (8, 1, 28, 28)
-    np.testing.assert_array_equal(flat.reshape(8, 28, 28), square)
-    np.testing.assert_array_equal(nchw[:, 0], square)
-    assert square.dtype == np.float32 and 0.0 <= square.min() and square.max() <= 1.0
-    assert not np.array_equal(square, x)
-
-    # Channels of one image move together.
-    rgb = augment_batch(np.repeat(x[:, None], 3, axis=1), seed=1)
-    for c in range(3):
-        np.testing.assert_array_equal(rgb[:, c], square)
-
-    # Seeded, reusable output, in place, uint8 input.
-    np.testing.assert_array_equal(augment_batch(x, rng=np.random.default_rng(1)), square)
-    out = np.empty_like(x)
-    assert augment_batch(x, out=out, seed=1) is out
-    np.testing.assert_array_equal(out, square)
-    y = x.copy()
-    augment_batch(y, out=y, seed=1)
-    np.testing.assert_array_equal(y, square)
-    u8 = augment_batch((x * 255).astype(np.uint8), seed=1)
-    assert u8.dtype == np.float32
-
-    with pytest.raises(ValueError, match=r"square size, got shape \(8, 783\)"):
-        augment_batch(np.zeros((8, 783)))
-    with pytest.raises(ValueError, match="out must be"):
-        augment_batch(x, out=np.empty((8, 28, 28), np.float64))
 
 
 # --------------------------------------------------------------------------- real data
