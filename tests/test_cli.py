@@ -32,6 +32,16 @@ def test_demo_subprocess():
     assert m and float(m.group(1)) > 0.95
 
 
+def test_demo_is_the_quickstart_and_repeats(capsys):
+    """Same seed, same figures; ``fastnn demo`` prints what ``quickstart()`` prints."""
+    from fastnn.quickstart import quickstart
+    assert main(["demo", "--epochs", "3", "--seed", "4"]) == 0
+    first = capsys.readouterr().out
+    accuracy = quickstart(epochs=3, seed=4)
+    assert capsys.readouterr().out == first
+    assert first.strip().splitlines()[-1] == f"accuracy: {accuracy:.4f}"
+
+
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "train" in capsys.readouterr().out
@@ -62,8 +72,127 @@ def test_failed_download_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert "downloading failed" in err and "FASTNN_DATA" in err
 
 
-def test_pretrain_flag_needs_autoencoder(capsys):
-    assert main(["train", "mnist", "--model", "mlp", "--pretrain-classifier"]) == 2
+def one_error_line(capsys):
+    """The single stderr line of a failed command, without its ``fastnn: error: ``."""
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("fastnn: error: "), lines[0]
+    return lines[0][len("fastnn: error: "):]
+
+
+@pytest.mark.parametrize("argv,option", [
+    (["train", "mnist", "--batch-size", "0"], "--batch-size"),
+    (["train", "mnist", "--epochs", "0"], "--epochs"),
+    (["train", "mnist", "--epochs", "-1"], "--epochs"),
+    (["train", "mnist", "--epochs", "two"], "--epochs"),
+    (["train", "mnist", "--lr", "0"], "--lr"),
+    (["train", "mnist", "--lr", "nan"], "--lr"),
+    (["train", "mnist", "--seed", "-1"], "--seed"),
+    (["train", "mnist", "--threads", "0"], "--threads"),
+    (["train", "mnist", "--model", "rnn"], "--model"),
+    (["train", "cifar"], "dataset"),
+    (["demo", "--epochs", "0"], "--epochs"),
+    (["compare-activations", "--batch-size", "0"], "--batch-size"),
+    (["nonsense"], "COMMAND"),
+])
+def test_a_bad_option_is_one_line_and_exit_2(capsys, argv, option):
+    assert main(argv) == 2
+    assert option in one_error_line(capsys)
+
+
+def test_out_must_not_be_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    assert main(["train", "mnist", "--out", str(tmp_path / "f")]) == 2
+    assert "is a file" in one_error_line(capsys)
+
+
+def test_resume_needs_out(capsys):
+    assert main(["train", "mnist", "--resume", "--no-progress"]) == 2
+    assert "--resume needs --out" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("flag", [["--pretrain-classifier"], ["--recipe", "seed"],
+                                  ["--optimizer", "adam"]])
+def test_autoencoder_options_need_the_autoencoder(capsys, flag):
+    assert main(["train", "mnist", "--model", "mlp"] + flag) == 2
+    assert f"{flag[0]} goes with --model autoencoder" in one_error_line(capsys)
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"fastnn {fastnn.__version__}"
+
+
+def _subparsers(parser):
+    import argparse
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}
+
+
+def test_every_option_has_help_text():
+    import argparse
+    from fastnn.cli import build_parser
+    parser = build_parser()
+    commands = _subparsers(parser)
+    assert set(commands) >= {"train", "demo", "compare-activations"}
+    for name, p in [("fastnn", parser)] + list(commands.items()):
+        for action in p._actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help and len(action.help) > 10, (name, action.option_strings)
+
+
+def test_threads_help_names_both_pools(capsys):
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "fastnn's batch split" in text and "BLAS" in text
+
+
+def test_default_output_folder_is_in_the_help(capsys):
+    assert main(["compare-activations", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {os.path.join('fastnn-runs', 'compare-activations')})" in text
+
+
+def _fake_mnist(folder, names, content=b"not gzip"):
+    os.makedirs(folder, exist_ok=True)
+    for name in names:
+        with open(os.path.join(folder, name + ".gz"), "wb") as f:
+            f.write(content)
+
+
+def test_a_partial_data_folder_names_the_missing_files(tmp_path, monkeypatch, capsys):
+    from fastnn.data import FILES, TEST_IMAGES, TEST_LABELS
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _fake_mnist(tmp_path / "data" / "mnist", FILES[:2])
+    assert main(["train", "mnist", "--no-download", "--no-progress"]) == 2
+    err = one_error_line(capsys)
+    assert f"{tmp_path / 'data' / 'mnist'} lacks {TEST_IMAGES}, {TEST_LABELS}" in err
+
+
+def test_a_corrupt_gz_is_one_line(tmp_path, monkeypatch, capsys):
+    from fastnn.data import FILES
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _fake_mnist(tmp_path / "data", FILES)
+    assert main(["train", "mnist", "--data", str(tmp_path / "data"), "--no-download",
+                 "--no-progress"]) == 2
+    err = one_error_line(capsys)
+    assert err.startswith("MNIST: ") and "corrupt or truncated gzip" in err
+
+
+def test_fastnn_data_and_data_search_the_same_places(tmp_path, monkeypatch):
+    from fastnn.data import search_dirs
+    folder = tmp_path / "data"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    with_option = search_dirs(folder)
+    monkeypatch.setenv("FASTNN_DATA", str(folder))
+    assert search_dirs(None) == with_option == [
+        str(folder), str(folder / "mnist"), str(tmp_path / ".cache" / "fastnn" / "mnist")]
 
 
 @needs_mnist
@@ -129,14 +258,18 @@ def test_pretrain_classifier_stages(capsys):
 
 
 @needs_mnist
-def test_compare_activations_tiny(tmp_path, capsys):
+def test_compare_activations_tiny_writes_into_the_default_folder(tmp_path, monkeypatch,
+                                                                capsys):
+    monkeypatch.chdir(tmp_path)  # no --out: ./fastnn-runs/compare-activations
     assert main(["compare-activations", "--epochs", "1", "--limit-train", "500",
-                 "--limit-test", "200", "--no-progress", "--out", str(tmp_path)]) == 0
+                 "--limit-test", "200", "--no-progress"]) == 0
     text = capsys.readouterr().out
     table = text[text.index("activation"):]
     for act in ("ReLU", "ELU", "LeakyReLU", "SoftPlus", "none"):
         assert re.search(rf"^{act}\s+\d+\.\d{{4}}\s+0\.\d{{4}}\s+\d+\.\d$", table, re.M), act
-    assert (tmp_path / "compare_activations.png").read_bytes()[:4] == b"\x89PNG"
+    out = tmp_path / "fastnn-runs" / "compare-activations"
+    assert (out / "compare_activations.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fastnn-runs"]
 
 
 @needs_mnist

@@ -154,7 +154,7 @@ def test_root_mnist_subfolder(tmp_path):
 def test_search_order(tmp_path, monkeypatch):
     root, env, home = tmp_path / "root", tmp_path / "env", tmp_path / "home"
     monkeypatch.setenv("FASTNN_DATA", str(env))
-    assert search_dirs(root) == [str(root), str(root / "mnist"), str(env / "mnist"),
+    assert search_dirs(root) == [str(root), str(root / "mnist"), str(env), str(env / "mnist"),
                                  str(home / ".cache" / "fastnn" / "mnist")]
     write_dataset(home / ".cache" / "fastnn" / "mnist", label_offset=3)
     assert load_mnist(download=False, verify=False)[1][0] == 3
@@ -163,6 +163,21 @@ def test_search_order(tmp_path, monkeypatch):
     assert load_mnist(root=root, download=False, verify=False)[1][0] == 2  # root is empty
     write_dataset(root, label_offset=1)
     assert load_mnist(root=root, download=False, verify=False)[1][0] == 1
+
+
+def test_fastnn_data_may_hold_the_files_themselves(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "env"))
+    write_dataset(tmp_path / "env", label_offset=4)  # no mnist/ subfolder, as --data allows
+    assert load_mnist(download=False, verify=False)[1][0] == 4
+
+
+def test_not_found_names_the_missing_files_of_a_partial_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "env"))
+    write_dataset(tmp_path / "env" / "mnist")
+    os.remove(tmp_path / "env" / "mnist" / (datasets.TEST_LABELS + ".gz"))
+    assert datasets.partial_folders() == {str(tmp_path / "env" / "mnist"): [datasets.TEST_LABELS]}
+    with pytest.raises(FileNotFoundError, match=rf"mnist \(missing {datasets.TEST_LABELS}\)"):
+        load_mnist(download=False)
 
 
 def test_incomplete_folder_is_skipped(tmp_path, monkeypatch):

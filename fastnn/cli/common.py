@@ -3,6 +3,7 @@ paths and the training recipes' pieces (schedule, augmentation, checkpoint paths
 import json
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,43 +28,85 @@ def _shorten(text, limit):
     return text[:limit - 1].rsplit(" ", 1)[0] + " …"
 
 
-def _load_mnist(args, flatten=True):
-    from ..data import cache_dir, load_mnist, search_dirs
+@dataclass(frozen=True)
+class RunOptions:
+    """What every MNIST command shares, as plain values: ``main.py`` fills it once from the
+    parsed options, and no argparse namespace travels past it.
+
+    Parameters
+    ----------
+    data : str, optional
+        ``--data``: a folder holding the MNIST files or ``mnist/`` with them.
+    download : bool
+        Fetch MNIST when no searched folder holds it.
+    out : str, optional
+        Where plots, checkpoints and results go; None writes nothing.
+    seed : int
+        Seeds the weights, the split, the batch order and the augmentation.
+    progress : bool
+        Show progress bars.
+    resume : bool
+        Continue from the checkpoint in ``out``.
+    limit_train, limit_test, max_steps : int, optional
+        Small runs (the tests' hidden options).
+    """
+    data: "str | None" = None
+    download: bool = True
+    out: "str | None" = None
+    seed: int = 0
+    progress: bool = True
+    resume: bool = False
+    limit_train: "int | None" = None
+    limit_test: "int | None" = None
+    max_steps: "int | None" = None
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _load_mnist(run, flatten=True):
+    from ..data import cache_dir, load_mnist, partial_folders, search_dirs
     try:
-        return load_mnist(root=args.data, download=args.download, flatten=flatten,
-                          progress=args.progress)
+        return load_mnist(root=run.data, download=run.download, flatten=flatten,
+                          progress=run.progress)
     except FileNotFoundError as exc:
-        looked = ", ".join(search_dirs(args.data))
+        looked = ", ".join(search_dirs(run.data))
+        partial = "".join(f"; {folder} lacks {', '.join(names)}"
+                          for folder, names in partial_folders(run.data).items())
         failed = getattr(exc, "download_error", None)
-        why = (f"; downloading failed ({_shorten(' '.join(str(failed).split()), 300)})" if failed
-               else "; downloading is off (--no-download)" if not args.download else "")
-        target = args.data or os.path.join(cache_dir(), "mnist")
-        raise CLIError(f"MNIST not found (looked in {looked}){why}; put the four IDX files "
-                       f"in {target}, or set FASTNN_DATA to a folder that holds mnist/ with "
-                       f"them (e.g. FASTNN_DATA=../shared/data), or pass --data DIR")
+        why = (f"; downloading failed ({_shorten(_one_line(failed), 300)})" if failed
+               else "; downloading is off (--no-download)" if not run.download else "")
+        target = run.data or os.path.join(cache_dir(), "mnist")
+        raise CLIError(f"MNIST not found (looked in {looked}){partial}{why}; put the four IDX "
+                       f"files in {target}, or set FASTNN_DATA to a folder that holds them or "
+                       f"mnist/ with them (e.g. FASTNN_DATA=../shared/data), or pass --data DIR"
+                       ) from None
+    except ValueError as exc:  # a corrupt, truncated or mismatched file
+        raise CLIError(f"MNIST: {_shorten(_one_line(exc), 400)}") from None
 
 
-def _split(args, flatten=True, val_size=5000):
+def _split(run, flatten=True, val_size=5000):
     """Train/validation (55k/5k, seeded) and test arrays, cut by the hidden
     --limit-train/--limit-test options."""
     from ..data import train_val_split
-    X, y, Xt, yt = _load_mnist(args, flatten)
+    X, y, Xt, yt = _load_mnist(run, flatten)
     X_tr, y_tr, X_val, y_val = train_val_split(X, y, val_size=val_size, seed=0)
-    if args.limit_train:
-        n = int(args.limit_train)
+    if run.limit_train:
+        n = run.limit_train
         X_tr, y_tr = X_tr[:n], y_tr[:n]
         m = min(len(X_val), max(n // 5, 200))
         X_val, y_val = X_val[:m], y_val[:m]
-    if args.limit_test:
-        Xt, yt = Xt[:int(args.limit_test)], yt[:int(args.limit_test)]
+    if run.limit_test:
+        Xt, yt = Xt[:run.limit_test], yt[:run.limit_test]
     return X_tr, y_tr, X_val, y_val, Xt, yt
 
 
-def _out_path(args, name):
-    if not args.out:
+def _out_path(run, name):
+    if not run.out:
         return None
-    os.makedirs(args.out, exist_ok=True)
-    return os.path.join(args.out, name)
+    os.makedirs(run.out, exist_ok=True)
+    return os.path.join(run.out, name)
 
 
 def _write_json(path, obj):
@@ -106,21 +149,31 @@ def _augmenter(settings):
     return augment
 
 
-def _checkpoint_args(args, name):
-    """(checkpoint path, the path to resume from or None). Without ``--resume`` an
-    existing checkpoint is kept aside under a new name, never overwritten: a rerun
-    that forgot the flag must not lose the earlier run."""
-    ckpt = _out_path(args, name + ".npz")
-    resume = ckpt if (args.resume and ckpt and os.path.exists(ckpt)) else None
-    if args.resume and resume is None:
-        print(f"--resume: no checkpoint {ckpt} yet, starting from scratch"
-              if ckpt else "--resume needs --out DIR (where the checkpoint is)")
-    if ckpt and not args.resume and os.path.exists(ckpt):
+def _checkpoint_args(run, name):
+    """(checkpoint path, the path to resume from or None). ``main.py`` has checked that
+    ``--resume`` comes with ``--out``; a run that has not written its checkpoint yet
+    starts afresh. Without ``--resume`` an existing checkpoint is kept aside under a new
+    name, never overwritten: a rerun that forgot the flag must not lose the earlier run."""
+    ckpt = _out_path(run, name + ".npz")
+    resume = ckpt if (run.resume and ckpt and os.path.exists(ckpt)) else None
+    if run.resume and resume is None:
+        print(f"--resume: no checkpoint {ckpt} yet, starting from scratch")
+    if ckpt and not run.resume and os.path.exists(ckpt):
         aside = _free_name(ckpt)
         os.replace(ckpt, aside)
         print(f"{ckpt} exists and --resume was not given: starting from scratch; the old "
               f"checkpoint is kept as {aside} (rename it back and pass --resume to continue it)")
     return ckpt, resume
+
+
+def _free_name(path):
+    """``<stem>.previous[-N].npz``: the first such name not taken."""
+    stem, ext = os.path.splitext(path)
+    candidate, n = f"{stem}.previous{ext}", 1
+    while os.path.exists(candidate):
+        n += 1
+        candidate = f"{stem}.previous-{n}{ext}"
+    return candidate
 
 
 def _can_plot(what):
@@ -135,22 +188,12 @@ def _can_plot(what):
     return True
 
 
-def _export_onnx(args, net, sample):
-    """``--export-onnx PATH``: the trained net as ONNX, traced on ``sample``'s shape."""
-    path = getattr(args, "export_onnx", None)
+def _export_onnx(path, net, sample):
+    """``--export-onnx PATH``: the trained net as ONNX, traced on ``sample``'s shape
+    (nothing when ``path`` is None)."""
     if not path:
         return
     from .. import onnx
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     onnx.export(net, path, sample)
     print(f"ONNX model: {path}")
-
-
-def _free_name(path):
-    """``<stem>.previous[-N].npz``: the first such name not taken."""
-    stem, ext = os.path.splitext(path)
-    candidate, n = f"{stem}.previous{ext}", 1
-    while os.path.exists(candidate):
-        n += 1
-        candidate = f"{stem}.previous-{n}{ext}"
-    return candidate

@@ -63,17 +63,18 @@ def _plot_reconstructions(path, originals, ae, pca, title):
     fig.savefig(path, dpi=100)
 
 
-def _train_autoencoder(args, X_tr, X_val, recipe_name, epochs=None, log=print):
+def _train_autoencoder(run, X_tr, X_val, recipe_name, epochs=None, batch_size=None, lr=None,
+                       optimizer=None, log=print):
     import fastnn as nn
     from ..train import fit
     recipe = dict(AE_RECIPES[recipe_name])
-    if args.optimizer and args.optimizer != recipe["optimizer"]:
-        recipe.update(optimizer=args.optimizer, momentum=0.9, lr=_pick(
-            args.lr, 0.1 if args.optimizer == "sgd" else 2e-3))
-    epochs = _pick(epochs, _pick(args.epochs, recipe["epochs"]))
-    batch_size = _pick(args.batch_size, recipe["batch_size"])
-    lr = _pick(args.lr, recipe["lr"])
-    nn.manual_seed(args.seed)
+    if optimizer and optimizer != recipe["optimizer"]:
+        recipe.update(optimizer=optimizer, momentum=0.9,
+                      lr=_pick(lr, 0.1 if optimizer == "sgd" else 2e-3))
+    epochs = _pick(epochs, recipe["epochs"])
+    batch_size = _pick(batch_size, recipe["batch_size"])
+    lr = _pick(lr, recipe["lr"])
+    nn.manual_seed(run.seed)
     # the seed recipe's SGD gains from starting at the mean image; the best recipe
     # (Adam) was measured without it
     net = models.autoencoder(recipe_name, X_tr.mean(axis=0) if recipe_name == "seed" else None,
@@ -86,54 +87,60 @@ def _train_autoencoder(args, X_tr, X_val, recipe_name, epochs=None, log=print):
     print(f"autoencoder ({recipe_name} recipe): {_count_params(net):,} parameters; "
           f"{len(X_tr)} train / {len(X_val)} val; {epochs} epochs, batch {batch_size}, "
           f"{opt_text}, {recipe['schedule']} schedule")
-    ckpt, resume = _checkpoint_args(args, f"autoencoder_{recipe_name}")
+    ckpt, resume = _checkpoint_args(run, f"autoencoder_{recipe_name}")
     history = fit(net, nn.MSECriterion(), X_tr, None, optimizer=recipe["optimizer"],
                   config=config, epochs=epochs, batch_size=batch_size,
                   schedule=_schedule(recipe["schedule"], lr, epochs), X_val=X_val,
-                  metric=None, seed=args.seed, progress=args.progress, log=log,
-                  checkpoint=ckpt, resume=resume, max_steps=args.max_steps)
+                  metric=None, seed=run.seed, progress=run.progress, log=log,
+                  checkpoint=ckpt, resume=resume, max_steps=run.max_steps)
     return net, history
 
 
-def _run_autoencoder(args):
+def run_autoencoder(run, recipe="best", epochs=None, batch_size=None, lr=None,
+                    optimizer=None, export_onnx=None):
+    """``fastnn train mnist --model autoencoder``: train with ``recipe`` (the options left
+    None take the recipe's values), compare with PCA-30 on the test set; with
+    ``export_onnx`` (a path) write the trained net as ONNX."""
     import fastnn as nn
     from ..train import evaluate, predict
-    X_tr, y_tr, X_val, y_val, Xt, yt = _split(args)
-    recipe = args.recipe
+    X_tr, y_tr, X_val, y_val, Xt, yt = _split(run)
     t0 = time.perf_counter()
-    net, history = _train_autoencoder(args, X_tr, X_val, recipe)
+    net, history = _train_autoencoder(run, X_tr, X_val, recipe, epochs, batch_size, lr,
+                                      optimizer)
     train_time = time.perf_counter() - t0
     test_rec, _ = evaluate(net, nn.MSECriterion(), Xt, None, metric=None)
     mean, comps = pca_fit(X_tr, 30)
     pca_rec = _sse_per_image(pca_reconstruct(Xt, mean, comps), Xt)
-    plot = _out_path(args, f"autoencoder_{recipe}_history.png")
+    plot = _out_path(run, f"autoencoder_{recipe}_history.png")
     if plot and _can_plot("the history plot"):
         history.plot(plot, title=f"autoencoder ({recipe}): test reconstruction {test_rec:.2f}")
-    grid = _out_path(args, f"autoencoder_{recipe}_reconstructions.png")
+    grid = _out_path(run, f"autoencoder_{recipe}_reconstructions.png")
     if grid and _can_plot("the reconstructions plot"):
         sample = X_val[:10]
         _plot_reconstructions(grid, sample, predict(net, sample),
                               pca_reconstruct(sample, mean, comps),
                               f"validation digits: original / autoencoder ({test_rec:.2f}) / "
                               f"PCA-30 ({pca_rec:.2f}); squared error per image on the test set")
-    _write_json(_out_path(args, f"autoencoder_{recipe}_results.json"), {
+    _write_json(_out_path(run, f"autoencoder_{recipe}_results.json"), {
         "model": "autoencoder", "recipe": recipe, "test_reconstruction": test_rec,
-        "pca30_test_reconstruction": pca_rec, "train_seconds": train_time, "seed": args.seed,
+        "pca30_test_reconstruction": pca_rec, "train_seconds": train_time, "seed": run.seed,
         "parameters": _count_params(net), "history": history.to_dict()})
     print(f"training time: {train_time:.1f}s")
-    _export_onnx(args, net, Xt[:1])
+    _export_onnx(export_onnx, net, Xt[:1])
     print(f"test reconstruction: {test_rec:.2f} (PCA-30: {pca_rec:.2f})")
     return 0
 
 
-def _run_pretrain(args):
-    """The seed's bonus: pre-train the autoencoder, train a classifier on the frozen
-    30-d code, then fine-tune encoder + classifier together."""
+def run_pretrain(run, recipe="best", epochs=None, batch_size=None, lr=None, optimizer=None,
+                 head_epochs=10, finetune_epochs=5):
+    """The seed's bonus: pre-train the autoencoder (``recipe`` and the options after it, as
+    in ``run_autoencoder``), train a classifier on the frozen 30-d code for
+    ``head_epochs``, then fine-tune encoder + classifier together for ``finetune_epochs``."""
     import fastnn as nn
     from ..train import evaluate, fit, predict
-    X_tr, y_tr, X_val, y_val, Xt, yt = _split(args)
+    X_tr, y_tr, X_val, y_val, Xt, yt = _split(run)
     t0 = time.perf_counter()
-    ae, _ = _train_autoencoder(args, X_tr, X_val, args.recipe)
+    ae, _ = _train_autoencoder(run, X_tr, X_val, recipe, epochs, batch_size, lr, optimizer)
     test_rec, _ = evaluate(ae, nn.MSECriterion(), Xt, None, metric=None)
     print(f"stage 1, autoencoder pre-training: test reconstruction {test_rec:.2f} "
           f"({time.perf_counter() - t0:.0f}s)")
@@ -141,34 +148,33 @@ def _run_pretrain(args):
     encoder, _ = models.split_autoencoder(ae)
     codes = {name: predict(encoder, X) for name, X in
              (("train", X_tr), ("val", X_val), ("test", Xt))}
-    nn.manual_seed(args.seed + 1)
+    nn.manual_seed(run.seed + 1)
     head = nn.Sequential(nn.Linear(models.AE_SIZES[-1], 10), nn.LogSoftMax())
     crit = nn.ClassNLLCriterion()
-    head_epochs = _pick(args.head_epochs, 10)
     t1 = time.perf_counter()
     print(f"stage 2: linear classifier on the frozen 30-d code, {head_epochs} epochs")
     fit(head, crit, codes["train"], y_tr, optimizer="adam", config={"learning_rate": 3e-3},
-        epochs=head_epochs, batch_size=128, X_val=codes["val"], y_val=y_val, seed=args.seed,
-        progress=args.progress, log=print, max_steps=args.max_steps)
+        epochs=head_epochs, batch_size=128, X_val=codes["val"], y_val=y_val, seed=run.seed,
+        progress=run.progress, log=print, max_steps=run.max_steps)
     _, frozen_acc = evaluate(head, crit, codes["test"], yt)
     print(f"stage 2, frozen encoder + linear classifier: test accuracy {frozen_acc:.4f} "
           f"({time.perf_counter() - t1:.0f}s)")
 
-    ft_epochs = _pick(args.finetune_epochs, 5)
+    ft_epochs = finetune_epochs
     model = nn.Sequential(*encoder.modules, *head.modules)
     t2 = time.perf_counter()
     print(f"stage 3: fine-tuning encoder + classifier, {ft_epochs} epochs")
     fit(model, crit, X_tr, y_tr, optimizer="adam", config={"learning_rate": 3e-4},
         epochs=ft_epochs, batch_size=128,
         schedule=_schedule("cosine", 3e-4, ft_epochs), X_val=X_val, y_val=y_val,
-        seed=args.seed, progress=args.progress, log=print, max_steps=args.max_steps)
+        seed=run.seed, progress=run.progress, log=print, max_steps=run.max_steps)
     _, ft_acc = evaluate(model, crit, Xt, yt)
     print(f"stage 3, fine-tuned encoder + classifier: test accuracy {ft_acc:.4f} "
           f"({time.perf_counter() - t2:.0f}s)")
-    _write_json(_out_path(args, "pretrain_results.json"), {
-        "recipe": args.recipe, "test_reconstruction": test_rec,
+    _write_json(_out_path(run, "pretrain_results.json"), {
+        "recipe": recipe, "test_reconstruction": test_rec,
         "frozen_encoder_test_accuracy": frozen_acc, "finetuned_test_accuracy": ft_acc,
-        "seconds": time.perf_counter() - t0, "seed": args.seed})
+        "seconds": time.perf_counter() - t0, "seed": run.seed})
     print(f"test accuracy: {ft_acc:.4f}")
     return 0
 
@@ -176,25 +182,29 @@ def _run_pretrain(args):
 ACTIVATIONS = ("ReLU", "ELU", "LeakyReLU", "SoftPlus", "none")
 
 
-def compare_activations(args):
+def compare_activations(run, epochs=3, batch_size=128, lr=0.01, batchnorm=False):
+    """The same MLP (``fastnn.models.activation_mlp``) with each activation in
+    ``ACTIVATIONS`` (and, with ``batchnorm``, ReLU and ELU after BatchNormalization):
+    prints a table of final train loss, test accuracy and seconds per epoch, and writes
+    the loss curves' plot and a JSON of the table into ``run.out``."""
     import fastnn as nn
     from ..train import evaluate, fit
-    X_tr, y_tr, X_val, y_val, Xt, yt = _split(args)
+    X_tr, y_tr, X_val, y_val, Xt, yt = _split(run)
     variants = [(a, False) for a in ACTIVATIONS]
-    if args.batchnorm:
+    if batchnorm:
         variants += [(a, True) for a in ("ReLU", "ELU")]
     rows = []
     curves = {}
     for act, bn in variants:
         name = act + (" + BatchNorm" if bn else "")
-        nn.manual_seed(args.seed)
+        nn.manual_seed(run.seed)
         net = models.activation_mlp(act, bn)
         crit = nn.ClassNLLCriterion()
         print(f"--- {name}")
         h = fit(net, crit, X_tr, y_tr, optimizer="sgd",
-                config={"learning_rate": args.lr, "momentum": 0.9}, epochs=args.epochs,
-                batch_size=args.batch_size, seed=args.seed, progress=args.progress,
-                log=print, max_steps=args.max_steps)
+                config={"learning_rate": lr, "momentum": 0.9}, epochs=epochs,
+                batch_size=batch_size, seed=run.seed, progress=run.progress,
+                log=print, max_steps=run.max_steps)
         _, acc = evaluate(net, crit, Xt, yt)
         rows.append((name, h.train_loss[-1], acc, float(np.mean(h.epoch_time))))
         curves[name] = (h.step_positions(), h.step_loss)
@@ -202,7 +212,7 @@ def compare_activations(args):
     print(f"{'activation':<22}{'final train loss':>18}{'test accuracy':>15}{'s/epoch':>10}")
     for name, loss, acc, sec in rows:
         print(f"{name:<22}{loss:>18.4f}{acc:>15.4f}{sec:>10.1f}")
-    path = _out_path(args, "compare_activations.png")
+    path = _out_path(run, "compare_activations.png")
     if path and _can_plot("the comparison plot"):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -217,13 +227,13 @@ def compare_activations(args):
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"train loss (moving average of {k} steps)")
-        ax.set_title(f"MLP 784-256-128-10 on MNIST, SGD momentum, lr {args.lr:g}")
+        ax.set_title(f"MLP 784-256-128-10 on MNIST, SGD momentum, lr {lr:g}")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         print(f"loss plot: {path}")
-    _write_json(_out_path(args, "compare_activations.json"),
+    _write_json(_out_path(run, "compare_activations.json"),
                 [dict(activation=r[0], final_train_loss=r[1], test_accuracy=r[2],
                       seconds_per_epoch=r[3]) for r in rows])
     return 0

@@ -1,8 +1,9 @@
 """MNIST: find, download, verify and load the four IDX files.
 
-Where the files are looked for, in order:
-  1. ``root`` (the folder holding the files) and ``root/mnist``, when given;
-  2. ``$FASTNN_DATA/mnist``;
+Where the files are looked for, in order (``root`` and ``$FASTNN_DATA`` alike may name
+the folder holding the files or the folder holding ``mnist/``):
+  1. ``root`` and ``root/mnist``, when given (the CLI's ``--data``);
+  2. ``$FASTNN_DATA`` and ``$FASTNN_DATA/mnist``;
   3. ``cache_dir()/mnist``, where downloads go when no ``root`` is given: the folder
      ``pooch.os_cache("fastnn")`` names (``$XDG_CACHE_HOME/fastnn``, by default
      ``~/.cache/fastnn``, on Linux).
@@ -87,15 +88,25 @@ def cache_dir():
     return platformdirs.user_cache_dir("fastnn")
 
 
-def search_dirs(root=None):
-    """Folders searched for the MNIST files, in order (existing or not)."""
+def search_dirs(root: "str | os.PathLike | None" = None) -> "list[str]":
+    """Folders searched for the MNIST files, in order (existing or not).
+
+    Parameters
+    ----------
+    root : str or path-like, optional
+        A folder holding the four files, or holding ``mnist/`` with them; searched first.
+
+    Returns
+    -------
+    list of str
+        ``root``, ``root/mnist``, ``$FASTNN_DATA``, ``$FASTNN_DATA/mnist`` (each pair only
+        when set) and ``cache_dir()/mnist``, each folder once.
+    """
     dirs = []
-    if root is not None:
-        root = os.fspath(root)
-        dirs += [root, os.path.join(root, "mnist")]
-    env = os.environ.get("FASTNN_DATA")
-    if env:
-        dirs.append(os.path.join(env, "mnist"))
+    for base in (root, os.environ.get("FASTNN_DATA") or None):
+        if base is not None:  # --data and FASTNN_DATA search the same two places
+            base = os.fspath(base)
+            dirs += [base, os.path.join(base, "mnist")]
     dirs.append(os.path.join(cache_dir(), "mnist"))
     # The same folder may be reached twice (e.g. FASTNN_DATA == root); look once.
     unique = []
@@ -114,12 +125,45 @@ def _find_file(folder, name):
     return None
 
 
-def find_mnist(root=None):
-    """First folder in ``search_dirs(root)`` holding all four files, or None."""
+def find_mnist(root: "str | os.PathLike | None" = None) -> "str | None":
+    """The first folder in ``search_dirs(root)`` holding all four files.
+
+    Parameters
+    ----------
+    root : str or path-like, optional
+        Searched first, as in ``search_dirs``.
+
+    Returns
+    -------
+    str or None
+        The folder, or None when no folder holds all four.
+    """
     for folder in search_dirs(root):
         if all(_find_file(folder, name) for name in FILES):
             return folder
     return None
+
+
+def partial_folders(root: "str | os.PathLike | None" = None) -> "dict[str, list[str]]":
+    """The searched folders that hold some of the four files but not all.
+
+    Parameters
+    ----------
+    root : str or path-like, optional
+        Searched first, as in ``search_dirs``.
+
+    Returns
+    -------
+    dict
+        ``{folder: [names of the missing files]}``, in search order; empty when every
+        folder holds all four files or none.
+    """
+    partial = {}
+    for folder in search_dirs(root):
+        missing = [name for name in FILES if not _find_file(folder, name)]
+        if 0 < len(missing) < len(FILES):
+            partial[folder] = missing
+    return partial
 
 
 # --------------------------------------------------------------------------- IDX
@@ -369,7 +413,9 @@ def download_mnist(folder=None, mirrors=None, progress=True, files=FILES, deadli
 # --------------------------------------------------------------------------- load
 
 def _not_found_message(root, download, download_error):
-    looked = "\n".join(f"  {d}" for d in search_dirs(root))
+    partial = partial_folders(root)
+    looked = "\n".join(f"  {d}" + (f" (missing {', '.join(partial[d])})" if d in partial else "")
+                       for d in search_dirs(root))
     names = ", ".join(f"{n}[.gz]" for n in FILES)
     if download_error is not None:
         why = f"Downloading failed:\n{download_error}"
@@ -380,8 +426,8 @@ def _not_found_message(root, download, download_error):
     target = os.fspath(root) if root is not None else os.path.join(cache_dir(), "mnist")
     return (f"MNIST not found: no folder holds all of {names}. Looked in:\n{looked}\n"
             f"{why}\nPut the four files in {target}, or set FASTNN_DATA to a folder "
-            "containing mnist/ with them (e.g. `export FASTNN_DATA=../shared/data`), or pass "
-            "root=.")
+            "holding them or mnist/ with them (e.g. `export FASTNN_DATA=../shared/data`), or "
+            "pass root=.")
 
 
 def load_mnist(root=None, download=True, flatten=True, progress=True, verify=True,
