@@ -17,17 +17,56 @@ __all__ = ["mlp", "cnn", "autoencoder", "split_autoencoder", "activation_mlp", "
 AE_SIZES = (784, 512, 256, 128, 30)
 
 
-def mlp():
-    """784-1024-1024-10, ReLU, dropout 0.2 on the hidden layers."""
+def mlp() -> nn.Sequential:
+    """The MNIST MLP that ``fastnn train mnist --model mlp`` trains.
+
+    784-1024-1024-10, ReLU, dropout 0.2 on the hidden layers, log-probabilities out
+    (train it with ``ClassNLLCriterion``).
+
+    Returns
+    -------
+    Sequential
+        A new net, initialised from fastnn's generator (``fastnn.manual_seed``).
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> from fastnn.models import mlp
+    >>> net = mlp().evaluate()
+    >>> net.forward(np.zeros((2, 784), np.float32)).shape
+    (2, 10)
+    """
     return nn.Sequential(
         nn.Linear(784, 1024), nn.ReLU(), nn.Dropout(0.2),
         nn.Linear(1024, 1024), nn.ReLU(), nn.Dropout(0.2),
         nn.Linear(1024, 10), nn.LogSoftMax())
 
 
-def cnn(c1=24, c2=48, hidden=128):
-    """Conv(1->c1, 3x3)-BN-ReLU-pool, Conv(c1->c2, 3x3)-BN-ReLU-pool,
-    Linear(c2*7*7->hidden)-ReLU-Dropout(0.3)-Linear(hidden->10)."""
+def cnn(c1: int = 24, c2: int = 48, hidden: int = 128) -> nn.Sequential:
+    """The small MNIST CNN that ``fastnn train mnist --model cnn`` trains.
+
+    Conv(1->c1, 3x3)-BN-ReLU-pool, Conv(c1->c2, 3x3)-BN-ReLU-pool,
+    Linear(c2*7*7->hidden)-ReLU-Dropout(0.3)-Linear(hidden->10)-LogSoftMax.
+
+    Parameters
+    ----------
+    c1, c2 : int
+        Channels of the first and second convolution.
+    hidden : int
+        Units of the hidden Linear layer.
+
+    Returns
+    -------
+    Sequential
+        A new net taking (N, 1, 28, 28) images, giving (N, 10) log-probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn.models import cnn
+    >>> cnn(4, 8, 16).evaluate().forward(np.zeros((2, 1, 28, 28), np.float32)).shape
+    (2, 10)
+    """
     return nn.Sequential(
         nn.Conv2d(1, c1, 3), nn.BatchNormalization(0.9), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(c1, c2, 3), nn.BatchNormalization(0.9), nn.ReLU(), nn.MaxPool2d(2),
@@ -36,25 +75,46 @@ def cnn(c1=24, c2=48, hidden=128):
         nn.Linear(hidden, 10), nn.LogSoftMax())
 
 
-def autoencoder(recipe="best", mean_image=None, hidden_scale=1.0, output_scale=0.1):
-    """784-512-256-128-30-128-256-512-784: a linear 30-d code, every other Linear
-    followed by BatchNormalization and an activation (``seed``: ReLU, ``best``: ELU),
-    and a Sigmoid output (pixels lie in [0, 1]; a bounded output also keeps SGD at
-    lr 0.1 stable on the summed squared error and fits the black background).
-    ``seed`` also normalises the code (BatchNormalization after the 30-unit Linear):
-    with SGD at lr 0.1 (momentum 0.6) that took the test reconstruction from 7.17
-    (momentum 0.5, no code normalisation) to 6.84.
+def autoencoder(recipe: str = "best", mean_image: "np.ndarray | None" = None,
+                hidden_scale: float = 1.0, output_scale: float = 0.1) -> nn.Sequential:
+    """The homework's MNIST autoencoder, 784-512-256-128-30-128-256-512-784.
 
-    With ``mean_image`` (the training set's mean, pixels in [0, 1]) the output Linear
-    starts at bias logit(mean) and weights scaled by ``output_scale``, so the untrained net already
-    outputs about the mean image instead of 0.5 everywhere (seed recipe: 6.84 -> 6.53).
+    A linear 30-d code; every other Linear is followed by BatchNormalization and an
+    activation (``seed``: ReLU, ``best``: ELU), and the output by a Sigmoid: pixels lie in
+    [0, 1], and a bounded output also keeps SGD at lr 0.1 stable on the summed squared
+    error and fits the black background. ``seed`` also normalises the code
+    (BatchNormalization after the 30-unit Linear), which the seed recipe's SGD needs.
+    ``scripts/autoencoder_seed_variants.py`` tries each of these choices.
 
-    ``hidden_scale`` multiplies the initial weights of every Linear but the output one.
-    Each of them feeds a BatchNormalization, which makes its output independent of the
-    weights' scale, so the only effect is on the step: the effective learning rate of
-    such a layer falls as the square of its weights' norm. The seed recipe's lr 0.1 on
-    the summed error is too large a step for these layers; a scale of 2 divides it by 4
-    for them, leaving the output layer's step as it is."""
+    Parameters
+    ----------
+    recipe : {"best", "seed"}
+        Which of the CLI's recipes the net is for (``fastnn.cli.experiments.AE_RECIPES``).
+    mean_image : ndarray of shape (784,), optional
+        The training set's mean, pixels in [0, 1]. When given, the output Linear starts
+        at bias logit(mean) with its weights scaled by ``output_scale``, so the untrained
+        net already outputs about the mean image instead of 0.5 everywhere and SGD does
+        not spend its first steps getting there.
+    hidden_scale : float
+        Multiplies the initial weights of every Linear but the output one. Each of them
+        feeds a BatchNormalization, which makes its output independent of the weights'
+        scale, so the only effect is on the step: the effective learning rate of such a
+        layer falls as the square of its weights' norm (2 divides it by 4).
+    output_scale : float
+        Multiplies the output Linear's initial weights when ``mean_image`` is given.
+
+    Returns
+    -------
+    Sequential
+        A new net, (N, 784) in and out; ``split_autoencoder`` cuts it at the code.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn.models import autoencoder
+    >>> autoencoder().evaluate().forward(np.zeros((2, 784), np.float32)).shape
+    (2, 784)
+    """
     sizes = AE_SIZES + AE_SIZES[-2::-1]
     code = len(AE_SIZES) - 2  # index of the Linear whose output is the code
     last = len(sizes) - 2
@@ -81,16 +141,44 @@ def autoencoder(recipe="best", mean_image=None, hidden_scale=1.0, output_scale=0
     return nn.Sequential(*layers)
 
 
-def split_autoencoder(net):
-    """(encoder, decoder) Sequentials sharing the modules of ``net`` (cut after the
-    30-unit Linear)."""
+def split_autoencoder(net: nn.Sequential) -> "tuple[nn.Sequential, nn.Sequential]":
+    """Cut an ``autoencoder`` net after its 30-unit code Linear.
+
+    Parameters
+    ----------
+    net : Sequential
+        A net built by ``autoencoder``.
+
+    Returns
+    -------
+    (Sequential, Sequential)
+        The encoder and the decoder; they share ``net``'s modules (and so its weights).
+    """
     mods = list(net.modules)
     cut = next(i for i, m in enumerate(mods)
                if isinstance(m, nn.Linear) and m.n_out == AE_SIZES[-1]) + 1
     return nn.Sequential(*mods[:cut]), nn.Sequential(*mods[cut:])
 
 
-def activation_mlp(act, batchnorm=False, hidden=(256, 128)):
+def activation_mlp(act: str, batchnorm: bool = False,
+                   hidden: "tuple[int, ...]" = (256, 128)) -> nn.Sequential:
+    """The MLP ``fastnn compare-activations`` trains with each activation.
+
+    Parameters
+    ----------
+    act : str
+        The name of a fastnn activation class (``"ReLU"``, ``"ELU"``, ...), or ``"none"``
+        for no activation.
+    batchnorm : bool
+        Put a BatchNormalization after every hidden Linear.
+    hidden : tuple of int
+        The hidden layers' widths.
+
+    Returns
+    -------
+    Sequential
+        784-hidden...-10 with LogSoftMax.
+    """
     layers = []
     sizes = (784,) + tuple(hidden)
     for a, b in zip(sizes[:-1], sizes[1:]):

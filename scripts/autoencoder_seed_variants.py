@@ -26,7 +26,7 @@ import numpy as np
 
 import fastnn as nn
 from fastnn import models
-from fastnn.cli import common, main as cli_main
+from fastnn.cli import common
 from fastnn.train import evaluate, fit
 
 
@@ -62,9 +62,7 @@ def recalibrate(net, X, batch_size=256, seed=0):
 
 
 def main(variants):
-    args = cli_main.build_parser().parse_args(["train", "mnist", "--model", "autoencoder",
-                                          "--recipe", "seed", "--no-progress"])
-    X_tr, _, X_val, _, Xt, _ = common._split(args)
+    X_tr, _, X_val, _, Xt, _ = common._split(common.RunOptions(progress=False))
     crit = nn.MSECriterion()
     for variant in variants:
         tokens = set(variant.split("+"))

@@ -41,7 +41,7 @@ def _pool():
     """The worker threads, started on first use (and again in a forked child)."""
     with _LOCK:
         if _STATE["pool"] is None:
-            # imported here: 10 ms of every start-up, and a pure MLP never splits
+            # imported here, not at start-up (asv startup.Startup): a pure MLP never splits
             from concurrent.futures import ThreadPoolExecutor
             _STATE["pool"] = ThreadPoolExecutor(_STATE["threads"] - 1,
                                                 thread_name_prefix="fastnn")
@@ -102,8 +102,8 @@ def run(fn, bounds, work=None):
     While fastnn splits (more than one thread), BLAS runs single-threaded inside every
     call that comes through here, split or not, unless ``work`` says its GEMMs are too
     small for OpenBLAS to thread: a two-thread GEMM leaves OpenBLAS's worker spinning
-    for about 0.1 s, which takes the core the next split needs (the MLP step at batch
-    1024 took twice as long when only the split calls limited BLAS)."""
+    after the call, which takes the core the next split needs (asv
+    ``ablations.LinearSplit`` and ``ablations.BatchSplit`` measure the choices)."""
     if _STATE["threads"] == 1 or (len(bounds) == 1 and work is not None
                                   and work < BLAS_THREADED_WORK):
         for i, (lo, hi) in enumerate(bounds):

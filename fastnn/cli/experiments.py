@@ -13,9 +13,9 @@ AE_RECIPES = {
     # the seed notebook's schedule: SGD, lr 0.1 halved every 3 epochs, 9 epochs, batch 256.
     # lr 0.1 on the per-image summed error is too large a step for the BatchNormalized
     # layers: their initial weights are scaled by 2 (a quarter of the step, see
-    # autoencoder_net), which also lets momentum go up to 0.8. Test SSE (CLI split, seed
-    # 0): 6.84 plain, 6.52 with the mean-image start, 5.81 with the scale and momentum
-    # 0.8 (seeds 1, 2: 5.77, 5.87). scripts/autoencoder_seed_variants.py has the others.
+    # fastnn.models.autoencoder), which also lets momentum go up to 0.8. The variants
+    # behind these choices: scripts/autoencoder_seed_variants.py (results in
+    # docs/performance.md).
     "seed": dict(epochs=9, batch_size=256, optimizer="sgd", lr=0.1, momentum=0.8,
                  schedule="step3", hidden_init_scale=2.0),
     "best": dict(epochs=30, batch_size=128, optimizer="adam", lr=2e-3, schedule="cosine"),

@@ -180,7 +180,7 @@ def _store_activated(src, src0, row, b, pre, out, activation, alpha):
     array for NONE. Constant codes let the loop vectorise (see activation.py)."""
     if activation == NONE:
         # one store per element: two stores to the same array fail LLVM's runtime
-        # overlap check and run scalar (2x slower on MNIST's first layer)
+        # overlap check and run scalar (asv conv.Conv2dModule, MNIST's first layer)
         for oh in range(pre.shape[0]):
             s = src[src0 + oh * row:src0 + oh * row + pre.shape[1]]
             p = pre[oh]

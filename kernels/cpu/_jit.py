@@ -2,8 +2,8 @@
 loads without Numba's context refresh.
 
 Before loading any cached function, Numba refreshes its CPU context, which imports
-every lowering module it has (NumPy's linalg, random, typed containers, ...): on this
-project's 2-core machine 0.3-0.6 s and 12-26 MiB of a warm start. Loading cached object
+every lowering module it has (NumPy's linalg, random, typed containers, ...): a large
+share of a warm start's time and memory. Loading cached object
 code needs none of them, only the symbols of Numba's runtime (NRT) that the code links
 against. A kernel that misses the cache still compiles through Numba's own path, which
 refreshes then. ``FASTNN_NUMBA_REFRESH=1`` restores Numba's behaviour (asv
@@ -28,7 +28,7 @@ except ImportError:  # Numba moved its internals: keep its own loading
 
 def cython_blas_module():
     """scipy.linalg.cython_blas without running scipy/linalg/__init__.py, which
-    imports all of scipy.linalg (0.4 s, 14 MiB)."""
+    imports all of scipy.linalg, which no kernel needs (asv ``startup.Startup``)."""
     mod = sys.modules.get("scipy.linalg.cython_blas")
     if mod is not None:
         return mod

@@ -6,8 +6,8 @@ Fortran BLAS entry points directly, through symbols registered with LLVM by name
 which keeps the callers cacheable (ctypes pointers are not).
 
 Which BLAS: numpy's own OpenBLAS when its wheel bundles one (the library ``np.dot``
-already loaded: one thread pool in the process, and here a newer OpenBLAS, 0.3.31
-against scipy's 0.3.30, with training steps 6-15% shorter: ``ablations.BlasLibrary``); otherwise
+already loaded: one thread pool in the process, and often a newer OpenBLAS than
+scipy's; asv ``ablations.BlasLibrary`` compares the two); otherwise
 scipy's ``cython_blas``, the library Numba's ``np.dot`` uses. ``LIBRARY`` says which.
 
 Integer arguments are passed as pointers to int64. numpy's OpenBLAS is ILP64 (64-bit
@@ -87,12 +87,12 @@ def gemm(trans_a, trans_b, alpha, a, b, beta, c):
 
     Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, so BLAS gets
     (b, a) with the roles swapped; no transposed copies are made. One-row outputs
-    go to gemv and rank-1 updates to a plain loop: OpenBLAS's gemm is ~10x slower
-    there (batch-1 training is exactly these two shapes).
+    go to gemv and rank-1 updates to a plain loop, where OpenBLAS's gemm is slow
+    (batch-1 training is exactly these two shapes; asv ``affine.AffineKernels``).
     """
     # Kernels pass the flags as constants, which Numba types as literals and compiles
     # once per combination; bool() drops that, so one _gemm serves all three the MLP
-    # uses (each was a ~2 s compile of a cold start).
+    # uses (each copy is a compile of a cold start: asv startup.Startup).
     _gemm(bool(trans_a), bool(trans_b), alpha, a, b, beta, c)
 
 

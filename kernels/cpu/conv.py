@@ -53,7 +53,7 @@ from .activation import NONE
 from .blas import gemm
 
 # Scratch elements per chunk (8 MiB in float32): the columns im2col writes are still in L3
-# when the GEMM reads them (asv conv.Conv2dChunk measures the choice).
+# when the GEMM reads them (asv ablations.ConvColumnsChunk measures the choice).
 COLUMNS_BUDGET = 1 << 21
 
 

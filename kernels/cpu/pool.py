@@ -38,7 +38,8 @@ def maxpool2d_forward(input, output, indices, kernel_size, stride):
                             v = row[w0 + dj]
                             j = (h0 + di) * W + w0 + dj
                             # NaN is tracked apart from the max: one branch that tests
-                            # `v > best or v != v` and moves two values ran ~5x slower.
+                            # `v > best or v != v` and moves two values does not
+                            # vectorise (asv pool.MaxPool2dModule).
                             if v > best:
                                 best = v
                                 arg = j
@@ -54,7 +55,8 @@ def maxpool2d_forward(input, output, indices, kernel_size, stride):
 @njit(cache=True, nogil=True)
 def _maxpool2x2_forward(input, output, indices):
     """The common 2x2 / stride 2 case, unrolled: same ties and NaN rules as the
-    general loop (first maximum in row-major order; the last NaN wins), ~3x faster."""
+    general loop (first maximum in row-major order; the last NaN wins); asv
+    ``pool.MaxPool2dModule`` times both."""
     N, C, H, W = input.shape
     Ho = output.shape[2]
     Wo = output.shape[3]

@@ -122,8 +122,9 @@ def cross_entropy_dense_backward(target, gradInput, probabilities, scale):
 @njit(cache=True, nogil=True)
 def first_bad_label(target, n_classes, result):
     """result[0] = index of the first class label outside [0, n_classes), or -1. One
-    pass instead of NumPy's min and max: on the criterion's path right after the
-    forward, where the interpreter's caches are cold, those took 30-70 µs."""
+    pass instead of NumPy's min and max, whose Python overhead is large on the
+    criterion's path right after the forward, where the interpreter's caches are cold
+    (``asv_bench/step_phases.py`` shows the criterion's Python share)."""
     result[0] = -1
     for i in range(target.size):
         if target[i] < 0 or target[i] >= n_classes:
