@@ -48,14 +48,53 @@ class _Elementwise(Module):
 
 
 class ReLU(_Elementwise):
+    """Rectified linear unit: ``max(0, x)`` elementwise.
+
+    Inside a ``Sequential`` it fuses with a preceding ``Linear`` or ``Conv2d`` (one kernel
+    per phase).
+
+    Shape
+    -----
+    - input: any shape
+    - output: the input's shape
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.ReLU().forward(np.array([[-1.0, 0.0, 2.0]], np.float32))
+    array([[0., 0., 2.]], dtype=float32)
+    """
+
     _fusable_code = _RELU
 
 
 class LeakyReLU(_Elementwise):
+    """``x`` where positive, ``slope * x`` elsewhere.
+
+    Inside a ``Sequential`` it fuses with a preceding ``Linear`` or ``Conv2d`` (one kernel
+    per phase).
+
+    Parameters
+    ----------
+    slope : float
+        The slope for negative inputs, finite and >= 0.
+
+    Shape
+    -----
+    - input: any shape
+    - output: the input's shape
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.LeakyReLU(0.1).forward(np.array([[-1.0, 2.0]], np.float32))
+    array([[-0.1,  2. ]], dtype=float32)
+    """
+
     _fusable_code = _LEAKY_RELU
     slope = Setting(_finite_nonnegative)
 
-    def __init__(self, slope=0.03):
+    def __init__(self, slope: float = 0.03) -> None:
         super().__init__()
         self.slope = slope
 
@@ -67,10 +106,32 @@ class LeakyReLU(_Elementwise):
 
 
 class ELU(_Elementwise):
+    """Exponential linear unit: ``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere.
+
+    Inside a ``Sequential`` it fuses with a preceding ``Linear`` or ``Conv2d`` (one kernel
+    per phase).
+
+    Parameters
+    ----------
+    alpha : float
+        The value the output tends to for very negative inputs is ``-alpha``; finite, >= 0.
+
+    Shape
+    -----
+    - input: any shape
+    - output: the input's shape
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.ELU().forward(np.array([[0.0, 2.0]], np.float32))
+    array([[0., 2.]], dtype=float32)
+    """
+
     _fusable_code = _ELU
     alpha = Setting(_finite_nonnegative)
 
-    def __init__(self, alpha=1.0):
+    def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
         self.alpha = alpha
 
@@ -82,14 +143,65 @@ class ELU(_Elementwise):
 
 
 class SoftPlus(_Elementwise):
+    """Smooth ReLU: ``log(1 + exp(x))`` elementwise, computed without overflow.
+
+    Inside a ``Sequential`` it fuses with a preceding ``Linear`` or ``Conv2d`` (one kernel
+    per phase).
+
+    Shape
+    -----
+    - input: any shape
+    - output: the input's shape
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.SoftPlus().forward(np.array([[0.0]], np.float32))
+    array([[0.6931472]], dtype=float32)
+    """
+
     _fusable_code = _SOFTPLUS
 
 
 class Sigmoid(_Elementwise):
+    """Logistic function: ``1 / (1 + exp(-x))`` elementwise.
+
+    Inside a ``Sequential`` it fuses with a preceding ``Linear`` or ``Conv2d`` (one kernel
+    per phase).
+
+    Shape
+    -----
+    - input: any shape
+    - output: the input's shape
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.Sigmoid().forward(np.array([[0.0]], np.float32))
+    array([[0.5]], dtype=float32)
+    """
+
     _fusable_code = _SIGMOID
 
 
 class Tanh(_Elementwise):
+    """Hyperbolic tangent elementwise.
+
+    Inside a ``Sequential`` it fuses with a preceding ``Linear`` or ``Conv2d`` (one kernel
+    per phase).
+
+    Shape
+    -----
+    - input: any shape
+    - output: the input's shape
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.Tanh().forward(np.array([[0.0]], np.float32))
+    array([[0.]], dtype=float32)
+    """
+
     _fusable_code = _TANH
 
 
@@ -125,10 +237,43 @@ class _RowwiseSoftmax(Module):
 
 
 class SoftMax(_RowwiseSoftmax):
+    """Row-wise softmax: ``exp(x) / sum(exp(x))`` over each row, computed stably.
+
+    For a loss on class scores prefer ``LogSoftMax`` + ``ClassNLLCriterion`` or
+    ``CrossEntropyCriterion``: they never take the log of a rounded-to-zero probability.
+
+    Shape
+    -----
+    - input: (N, classes)
+    - output: (N, classes), each row summing to 1
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.SoftMax().forward(np.zeros((1, 4), np.float32))
+    array([[0.25, 0.25, 0.25, 0.25]], dtype=float32)
+    """
+
     _forward_kernel = "softmax_forward"
     _backward_kernel = "softmax_backward"
 
 
 class LogSoftMax(_RowwiseSoftmax):
+    """Row-wise log-softmax: ``x - log(sum(exp(x)))`` over each row, computed stably; the
+    input ``ClassNLLCriterion`` expects.
+
+    Shape
+    -----
+    - input: (N, classes)
+    - output: (N, classes), log-probabilities
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> out = fastnn.LogSoftMax().forward(np.zeros((1, 2), np.float32))
+    >>> np.exp(out)
+    array([[0.5, 0.5]], dtype=float32)
+    """
+
     _forward_kernel = "log_softmax_forward"
     _backward_kernel = "log_softmax_backward"

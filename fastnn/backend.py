@@ -71,8 +71,15 @@ class CPUBackend:
         return isinstance(array, np.ndarray)
 
 
-def cuda_available():
-    """True when numba.cuda sees a usable GPU (or the CUDA simulator is on)."""
+def cuda_available() -> bool:
+    """Whether ``module.cuda()`` can run here.
+
+    Returns
+    -------
+    bool
+        True when numba.cuda sees a usable GPU, or the CUDA simulator is on
+        (``NUMBA_ENABLE_CUDASIM=1``).
+    """
     try:
         from numba import cuda
     except Exception:  # numba built without CUDA support
@@ -163,9 +170,20 @@ def _as_device_array(x):
     return cuda.as_cuda_array(x)  # CuPy, PyTorch CUDA tensors, ...
 
 
-def to_numpy(x):
-    """Bring any fastnn result (NumPy array, numba device array, or an object with
-    ``__cuda_array_interface__``) back to the host as a NumPy array."""
+def to_numpy(x: object) -> np.ndarray:
+    """Bring a fastnn result back to the host.
+
+    Parameters
+    ----------
+    x : array
+        A NumPy array (returned as it is), a numba device array, or any object with
+        ``__cuda_array_interface__``.
+
+    Returns
+    -------
+    ndarray
+        The values on the host.
+    """
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "copy_to_host"):

@@ -47,10 +47,44 @@ class _Spatial(Module):
 class Conv2d(_Spatial):
     """2-D cross-correlation over NCHW input with a square kernel.
 
-    ``Conv2d(n_in, n_out, kernel_size, stride=1, padding=None)``: W has shape
-    (n_out, n_in, k, k), b shape (n_out,), both uniform in ±1/sqrt(n_in k k).
-    ``padding=None`` means k // 2 ("same" size for odd k at stride 1). Output size
-    is (H + 2 padding - k) // stride + 1 per spatial dimension.
+    Inside a ``Sequential`` a Conv2d followed by an activation runs fused, and a net with
+    Conv2d layers splits its batch over fastnn's threads (``fastnn.set_num_threads``).
+
+    Parameters
+    ----------
+    n_in : int
+        Input channels.
+    n_out : int
+        Output channels.
+    kernel_size : int
+        The kernel's height and width, k.
+    stride : int
+        Step between windows, both directions.
+    padding : int, optional
+        Zeros added on each side; None means ``k // 2`` ("same" size for odd k at stride 1).
+
+    Attributes
+    ----------
+    W : ndarray of shape (n_out, n_in, k, k)
+        Weights, uniform in ±1/sqrt(n_in k k) at creation.
+    b : ndarray of shape (n_out,)
+        Bias, drawn like ``W``.
+    gradW, gradb : ndarray
+        Their accumulated gradients.
+
+    Shape
+    -----
+    - input: (N, n_in, H, W)
+    - output: (N, n_out, Ho, Wo) with ``Ho = (H + 2 padding - k) // stride + 1``, ``Wo`` alike
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> conv = fastnn.Conv2d(1, 4, 3)
+    >>> conv.forward(np.zeros((2, 1, 28, 28), np.float32)).shape
+    (2, 4, 28, 28)
+    >>> fastnn.Conv2d(1, 4, 3, stride=2, padding=0).forward(np.zeros((2, 1, 7, 7))).shape
+    (2, 4, 3, 3)
     """
 
     _param_names = ("W", "b")
@@ -64,7 +98,8 @@ class Conv2d(_Spatial):
     stride = Setting(positive_int)
     padding = Setting(nonnegative_int)
 
-    def __init__(self, n_in, n_out, kernel_size, stride=1, padding=None):
+    def __init__(self, n_in: int, n_out: int, kernel_size: int, stride: int = 1,
+                 padding: "int | None" = None) -> None:
         super().__init__()
         owner = f"Conv2d({n_in!r}, {n_out!r}, {kernel_size!r}, stride={stride!r}, padding={padding!r})"
         n_in = _check_int(owner, "n_in", n_in, 1)
@@ -206,14 +241,36 @@ class Conv2d(_Spatial):
 
 
 class MaxPool2d(_Spatial):
-    """Max over k x k windows of each channel, ``stride`` (default k) apart, no
-    padding, floor output size. NaN in a window propagates; backward routes each
-    gradient to its window's arg-max (overlapping windows accumulate)."""
+    """Maximum over k x k windows of each channel, ``stride`` apart, without padding.
+
+    A NaN in a window propagates to the output; backward routes each gradient to its
+    window's arg-max (overlapping windows accumulate).
+
+    Parameters
+    ----------
+    kernel_size : int
+        The window's height and width, k.
+    stride : int, optional
+        Step between windows; None means ``kernel_size`` (windows that do not overlap).
+
+    Shape
+    -----
+    - input: (N, C, H, W)
+    - output: (N, C, (H - k) // stride + 1, (W - k) // stride + 1)
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> fastnn.MaxPool2d(2).forward(x)
+    array([[[[ 5.,  7.],
+             [13., 15.]]]], dtype=float32)
+    """
 
     kernel_size = Setting(positive_int)
     stride = Setting(positive_int)
 
-    def __init__(self, kernel_size, stride=None):
+    def __init__(self, kernel_size: int, stride: "int | None" = None) -> None:
         super().__init__()
         owner = f"MaxPool2d({kernel_size!r}, stride={stride!r})"
         self.kernel_size = _check_int(owner, "kernel_size", kernel_size, 1)
@@ -284,8 +341,22 @@ class MaxPool2d(_Spatial):
 
 
 class Flatten(Module):
-    """(N, C, H, W) -> (N, C*H*W) (any (N, ...) -> (N, prod(...))); a reshape, so no
-    copy for contiguous input of the module's dtype. Backward reshapes back."""
+    """Reshapes each sample to one row: (N, C, H, W) to (N, C*H*W), and any (N, ...) to
+    (N, prod(...)); backward reshapes the gradient back.
+
+    A reshape, so contiguous input of the module's dtype is not copied.
+
+    Shape
+    -----
+    - input: (N, ...)
+    - output: (N, product of the other dimensions)
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.Flatten().forward(np.zeros((2, 3, 4, 5), np.float32)).shape
+    (2, 60)
+    """
 
     def _checked_input(self, input):
         x = self._cast_input(input)

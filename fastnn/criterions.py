@@ -23,6 +23,22 @@ _FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
 class Criterion:
+    """Base class of the losses: ``forward(input, target)`` returns the loss as a float and
+    ``backward(input, target)`` returns (and stores in ``gradInput``) its gradient with
+    respect to ``input``.
+
+    Subclasses implement ``updateOutput`` and ``updateGradInput``. The loss is averaged
+    over the batch (the first dimension): criterions are the only place that divides by the
+    batch size. Inputs on the GPU (after ``module.cuda()``) give GPU gradients.
+
+    Attributes
+    ----------
+    output : float or None
+        The last loss.
+    gradInput : ndarray or None
+        The last gradient, a buffer the criterion reuses (copy it to keep it).
+    """
+
     def __init__(self):
         self.output = None
         self.gradInput = None
@@ -31,9 +47,38 @@ class Criterion:
         self._upload_src = None  # the host target the last forward uploaded
 
     def forward(self, input, target):
+        """The loss of ``input`` against ``target``, averaged over the batch.
+
+        Parameters
+        ----------
+        input : ndarray of shape (N, ...)
+            The net's output.
+        target : ndarray
+            Class indices (N,) of an integer dtype, or rows of the input's shape (one-hot or
+            soft labels; ``MSECriterion``: the values to match).
+
+        Returns
+        -------
+        float
+            The loss (also stored in ``output``).
+        """
         return self.updateOutput(input, target)
 
     def backward(self, input, target):
+        """The gradient of the loss with respect to ``input``.
+
+        Parameters
+        ----------
+        input : ndarray of shape (N, ...)
+            The net's output, as given to ``forward``.
+        target : ndarray
+            As for ``forward``.
+
+        Returns
+        -------
+        ndarray
+            The gradient, of ``input``'s shape (also stored in ``gradInput``).
+        """
         return self.updateGradInput(input, target)
 
     def __repr__(self):
@@ -234,8 +279,24 @@ class Criterion:
 
 
 class MSECriterion(Criterion):
-    """sum((input - target)^2) / batch. For (N, C) input the target may also be class
-    labels, compared with their one-hot rows."""
+    """Squared error summed over each sample's values, averaged over the batch:
+    ``sum((input - target) ** 2) / N``.
+
+    The homework's definition (a per-sample sum, not torch's per-element mean). For (N, C)
+    input the target may also be class labels, compared with their one-hot rows.
+
+    Shape
+    -----
+    - input: (N, ...)
+    - target: the input's shape, or class indices (N,) for (N, C) input
+    - output: a float
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.MSECriterion().forward(np.array([[1.0, 2.0]]), np.array([[0.0, 0.0]]))
+    5.0
+    """
 
     def _pair(self, input, target):
         backend, x = self._input(input)
@@ -273,9 +334,26 @@ class MSECriterion(Criterion):
 
 
 class ClassNLLCriterion(Criterion):
-    """Negative log-likelihood with Torch semantics: the input is log-probabilities
-    (LogSoftMax output). Probabilities (SoftMax output, as the homework feeds it) are
-    detected exactly and work too; raw scores raise an error."""
+    """Negative log-likelihood with Torch's semantics: the input holds log-probabilities
+    (``LogSoftMax``'s output).
+
+    Probabilities (``SoftMax``'s output, as the homework feeds it) are detected exactly and
+    work too; raw scores raise an error that says to add a LogSoftMax or use
+    ``CrossEntropyCriterion``.
+
+    Shape
+    -----
+    - input: (N, classes), log-probabilities or probabilities
+    - target: class indices (N,), or rows of the input's shape (one-hot or soft labels)
+    - output: a float
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> logp = np.log(np.array([[0.5, 0.5], [0.25, 0.75]]))
+    >>> round(fastnn.ClassNLLCriterion().forward(logp, np.array([0, 1])), 6)
+    0.490415
+    """
 
     def _kind(self, backend, x):
         res = self._buffer(backend, "kind", (1,), np.int64)
@@ -321,7 +399,25 @@ class ClassNLLCriterion(Criterion):
 
 
 class ClassNLLCriterionUnstable(Criterion):
-    """The homework's NLL on probabilities, clipped to [EPS, 1 - EPS]."""
+    """The homework's negative log-likelihood on probabilities, each clipped to
+    ``[EPS, 1 - EPS]`` before the log.
+
+    Kept for the homework's comparison; ``ClassNLLCriterion`` accepts probabilities too and
+    is exact.
+
+    Shape
+    -----
+    - input: (N, classes), probabilities
+    - target: class indices (N,), or rows of the input's shape (one-hot or soft labels)
+    - output: a float
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> p = np.array([[0.5, 0.5], [0.25, 0.75]])
+    >>> round(fastnn.ClassNLLCriterionUnstable().forward(p, np.array([0, 1])), 6)
+    0.490415
+    """
 
     EPS = 1e-15
 
@@ -350,7 +446,21 @@ class ClassNLLCriterionUnstable(Criterion):
 
 
 class CrossEntropyCriterion(Criterion):
-    """Cross-entropy on raw scores: LogSoftMax and NLL fused in one kernel."""
+    """Cross-entropy on raw scores: ``LogSoftMax`` and the negative log-likelihood fused
+    in one kernel (no log of a rounded probability).
+
+    Shape
+    -----
+    - input: (N, classes), raw scores
+    - target: class indices (N,), or rows of the input's shape (one-hot or soft labels)
+    - output: a float
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> round(fastnn.CrossEntropyCriterion().forward(np.zeros((2, 4)), np.array([0, 3])), 6)
+    1.386294
+    """
 
     def updateOutput(self, input, target):
         backend, x = self._input(input)

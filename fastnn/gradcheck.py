@@ -1,13 +1,19 @@
 """Finite-difference gradient checking for modules and criterions (float64)."""
 import copy
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # for the annotations only: module.py imports nothing from here
+    from .criterions import Criterion
+    from .module import Module
 
 __all__ = ["gradcheck", "gradcheck_criterion", "GradcheckError"]
 
 
 class GradcheckError(AssertionError):
-    pass
+    """A gradient differs from its finite-difference estimate; the message names the
+    module, the array and the first wrong entry."""
 
 
 def _numeric_grad(f, x, eps):
@@ -37,14 +43,39 @@ def _compare(name, analytic, numeric, atol, rtol, where):
             f"analytic {analytic[i]:.6g}, numeric {numeric[i]:.6g} (max abs error {err.max():.3g})")
 
 
-def gradcheck(module, input, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, check_params=True):
+def gradcheck(module: "Module", input: np.ndarray, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-4, seed: int = 0, check_params: bool = True) -> bool:
     """Check ``module``'s gradInput and parameter gradients against central finite
     differences of ``sum(output * R)`` for a fixed random R, in float64.
 
     The module is copied and converted with ``.double()``; the original is untouched.
-    Stochastic modules (those with ``_gradcheck_eval_only``, i.e. Dropout), also inside
-    containers, are checked in evaluate mode. Raises GradcheckError naming the first
-    mismatch; returns True.
+    Stochastic modules (Dropout), also inside containers, are checked in evaluate mode.
+
+    Parameters
+    ----------
+    module : Module
+        The module (or net) to check.
+    input : ndarray
+        A batch it accepts; small, since every element is perturbed twice.
+    eps : float
+        The finite-difference step.
+    atol, rtol : float
+        Tolerances of the comparison.
+    seed : int
+        Seeds R.
+    check_params : bool
+        Also check the parameter gradients.
+
+    Returns
+    -------
+    bool
+        True; a mismatch raises ``GradcheckError`` naming the first wrong entry.
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.gradcheck(fastnn.Linear(3, 2), np.random.default_rng(0).normal(size=(4, 3)))
+    True
     """
     where = f"gradcheck({module!r})"
     m = copy.deepcopy(module).double()
@@ -91,8 +122,29 @@ def gradcheck(module, input, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, check_param
     return True
 
 
-def gradcheck_criterion(criterion, input, target, eps=1e-6, atol=1e-5, rtol=1e-4):
-    """Check ``criterion.backward`` against finite differences of ``criterion.forward``."""
+def gradcheck_criterion(criterion: "Criterion", input: np.ndarray, target: np.ndarray,
+                        eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """Check ``criterion.backward`` against central finite differences of
+    ``criterion.forward``, in float64.
+
+    Parameters
+    ----------
+    criterion : Criterion
+        The criterion to check.
+    input : ndarray
+        A batch it accepts.
+    target : ndarray
+        Its target.
+    eps : float
+        The finite-difference step.
+    atol, rtol : float
+        Tolerances of the comparison.
+
+    Returns
+    -------
+    bool
+        True; a mismatch raises ``GradcheckError``.
+    """
     where = f"gradcheck({criterion!r})"
     x = np.array(input, dtype=np.float64, copy=True)
     analytic = np.array(criterion.backward(x, target), dtype=np.float64, copy=True)

@@ -22,7 +22,44 @@ LINEAR_SPLIT_MIN = 1 << 24
 
 
 class Linear(Module):
-    """y = x @ W.T + b, W of shape (n_out, n_in), uniform init in ±1/sqrt(n_in)."""
+    """Fully connected layer: ``output = input @ W.T + b``.
+
+    Inside a ``Sequential``, a Linear followed by an activation (ReLU, LeakyReLU, ELU,
+    SoftPlus, Sigmoid, Tanh) runs as one fused kernel per phase; both modules' ``output``
+    and ``gradInput`` are still filled in.
+
+    Parameters
+    ----------
+    n_in : int
+        Features of each input row.
+    n_out : int
+        Features of each output row.
+
+    Attributes
+    ----------
+    W : ndarray of shape (n_out, n_in)
+        Weights, uniform in ±1/sqrt(n_in) at creation (seeded by ``fastnn.manual_seed``).
+    b : ndarray of shape (n_out,)
+        Bias, drawn like ``W``.
+    gradW, gradb : ndarray
+        Their gradients: ``backward`` adds to them until ``zeroGradParameters``.
+
+    Shape
+    -----
+    - input: (N, n_in); float32 by default (``.double()`` for float64), other dtypes are cast
+    - output: (N, n_out)
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.manual_seed(0)
+    >>> layer = fastnn.Linear(3, 2)
+    >>> out = layer.forward(np.ones((4, 3), np.float32))
+    >>> out.shape, layer.W.shape
+    ((4, 2), (2, 3))
+    >>> layer.backward(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)).shape
+    (4, 3)
+    """
 
     _param_names = ("W", "b")
     _grad_names = ("gradW", "gradb")
@@ -32,7 +69,7 @@ class Linear(Module):
     n_in = ShapeOf("W", 1)
     n_out = ShapeOf("W", 0)
 
-    def __init__(self, n_in, n_out):
+    def __init__(self, n_in: int, n_out: int) -> None:
         super().__init__()
         n_in = _check_positive_int(f"Linear({n_in!r}, {n_out!r})", "n_in", n_in)
         n_out = _check_positive_int(f"Linear({n_in!r}, {n_out!r})", "n_out", n_out)
@@ -166,13 +203,37 @@ class Linear(Module):
 
 
 class Dropout(Module):
-    """Drops each unit with probability p in training and scales the kept ones by
-    1/(1-p); identity in evaluate mode."""
+    """Drops each unit with probability ``p`` in training and scales the kept ones by
+    ``1 / (1 - p)``; the identity in evaluate mode.
+
+    The mask comes from fastnn's generator (``fastnn.manual_seed``), a fresh one per
+    ``forward``; ``backward`` applies the same mask.
+
+    Parameters
+    ----------
+    p : float
+        The drop probability, in [0, 1).
+
+    Shape
+    -----
+    - input: any shape
+    - output: the input's shape
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> drop = fastnn.Dropout(0.5)
+    >>> out = drop.forward(np.ones((2, 1000), np.float32))
+    >>> sorted(set(out.ravel().tolist()))
+    [0.0, 2.0]
+    >>> drop.evaluate().forward(np.ones((1, 3), np.float32))
+    array([[1., 1., 1.]], dtype=float32)
+    """
 
     _gradcheck_eval_only = True
     p = Setting(lambda owner, name, p: _drop_probability(p))
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         self.p = p
 
@@ -235,18 +296,49 @@ def _as_channels(owner, x):
 
 
 class BatchNormalization(Module):
-    """Normalizes per feature (2-D input) or per channel (4-D input). Training uses the
-    batch mean and biased variance and updates
+    """Normalises each feature (2-D input) or each channel (4-D input) to zero mean and unit
+    variance.
+
+    Training uses the batch mean and biased variance and updates the moving statistics,
     ``moving = alpha * moving + (1 - alpha) * batch``; evaluate mode uses the moving ones.
-    The moving statistics are created at the first forward (mean 0, variance 1).
-    ``eps`` (default ``EPS`` = 1e-3) is added to the variance."""
+    The moving statistics are created at the first forward (mean 0, variance 1). There is
+    no scale and shift: follow it with ``ChannelwiseScaling`` for those, as in the homework.
+
+    Parameters
+    ----------
+    alpha : float
+        Weight of the old moving statistics, in [0, 1] (0 keeps only the last batch's).
+    eps : float, optional
+        Added to the variance; default ``EPS`` (1e-3; torch's BatchNorm uses 1e-5).
+
+    Attributes
+    ----------
+    moving_mean, moving_variance : ndarray of shape (C,) or None
+        The moving statistics; None before the first forward.
+
+    Shape
+    -----
+    - input: (N, C) or (N, C, H, W); training needs more than one value per feature
+    - output: the input's shape
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> bn = fastnn.BatchNormalization(0.9)
+    >>> out = bn.forward(np.array([[1.0, 10.0], [3.0, 30.0]], np.float32))
+    >>> np.round(out, 2)
+    array([[-1., -1.],
+           [ 1.,  1.]], dtype=float32)
+    >>> bn.moving_mean
+    array([0.2, 2. ], dtype=float32)
+    """
 
     EPS = 1e-3
     _state_names = ("moving_mean", "moving_variance")
     _center_only = False
     alpha = Setting(_moving_alpha)
 
-    def __init__(self, alpha=0., eps=None):
+    def __init__(self, alpha: float = 0., eps: "float | None" = None) -> None:
         super().__init__()
         self.alpha = alpha
         if eps is not None:  # torch's BatchNorm uses 1e-5 (fastnn.from_torch passes it)
@@ -379,14 +471,64 @@ class BatchNormalization(Module):
 
 
 class BatchMeanSubtraction(BatchNormalization):
-    """The seed notebook's mean-only layer: subtracts the batch mean (moving mean in
-    evaluate mode), with the same moving-average rule as BatchNormalization."""
+    """The seed notebook's mean-only normalisation: subtracts the batch mean per feature or
+    channel (the moving mean in evaluate mode), with BatchNormalization's moving-average
+    rule.
+
+    Parameters
+    ----------
+    alpha : float
+        Weight of the old moving mean, in [0, 1].
+    eps : float, optional
+        Unused (the mean needs no variance); kept for BatchNormalization's signature.
+
+    Shape
+    -----
+    - input: (N, C) or (N, C, H, W)
+    - output: the input's shape
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.BatchMeanSubtraction().forward(np.array([[1.0], [3.0]], np.float32))
+    array([[-1.],
+           [ 1.]], dtype=float32)
+    """
 
     _center_only = True
 
 
 class ChannelwiseScaling(Module):
-    """y = x * gamma + beta per feature (2-D input) or per channel (4-D input)."""
+    """Learned scale and shift per feature (2-D input) or per channel (4-D input):
+    ``output = input * gamma + beta``.
+
+    Parameters
+    ----------
+    n_out : int
+        Features or channels.
+
+    Attributes
+    ----------
+    gamma : ndarray of shape (n_out,)
+        Scales, ones at creation.
+    beta : ndarray of shape (n_out,)
+        Shifts, zeros at creation.
+    gradGamma, gradBeta : ndarray
+        Their accumulated gradients.
+
+    Shape
+    -----
+    - input: (N, n_out) or (N, n_out, H, W)
+    - output: the input's shape
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> scale = fastnn.ChannelwiseScaling(2)
+    >>> scale.gamma[:] = [2.0, 3.0]
+    >>> scale.forward(np.ones((1, 2), np.float32))
+    array([[2., 3.]], dtype=float32)
+    """
 
     _param_names = ("gamma", "beta")
     _grad_names = ("gradGamma", "gradBeta")
@@ -394,7 +536,7 @@ class ChannelwiseScaling(Module):
     gradBeta = GradientSlot()
     n_out = ShapeOf("gamma", 0)
 
-    def __init__(self, n_out):
+    def __init__(self, n_out: int) -> None:
         super().__init__()
         n_out = _check_positive_int(f"ChannelwiseScaling({n_out!r})", "n_out", n_out)
         self.gamma = np.ones(n_out, self.dtype)

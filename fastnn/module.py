@@ -37,13 +37,19 @@ class ParameterList(list):
         self.flat = flat
 
 
-def lazy_zero_grad(enabled=True):
+def lazy_zero_grad(enabled: bool = True) -> None:
     """Opt in to lazy gradient zeroing: ``zeroGradParameters()`` then only marks the
     gradients as zero and the next ``accGradParameters`` overwrites instead of
-    accumulating, saving a memset and a read of every gradient per step (about 20% of
-    a batch-1 MLP step). Off by default: gradient arrays fetched *before*
+    accumulating, saving a memset and a read of every gradient per step (asv
+    ``ablations.LazyGradZeroing``). Off by default: gradient arrays fetched *before*
     ``zeroGradParameters()`` keep their old values until backward runs, which breaks
-    code that edits held gradients (weight decay) before backward."""
+    code that edits held gradients (weight decay) before backward.
+
+    Parameters
+    ----------
+    enabled : bool
+        True to zero lazily from now on, False for the default eager zeroing.
+    """
     _LAZY_ZERO_GRAD["enabled"] = bool(enabled)
     _LAZY_ZERO_GRAD["ever"] |= bool(enabled)
 
@@ -73,8 +79,28 @@ class GradientSlot:
 
 
 class Module:
-    """Base class. Subclasses set ``_param_names``/``_grad_names`` (parallel tuples)
-    and ``_state_names`` (non-trained arrays such as moving statistics)."""
+    """Base class of every layer: Torch7's protocol.
+
+    ``forward(input)`` computes and returns ``output``; ``backward(input, gradOutput)``
+    computes ``gradInput`` (``updateGradInput``) and adds the parameters' gradients
+    (``accGradParameters``), then returns ``gradInput``. Both results are buffers the module
+    owns and reuses: the next call of the same shape overwrites them, so copy what you keep.
+
+    A subclass implements ``updateOutput`` and ``updateGradInput`` (and
+    ``accGradParameters`` when it has parameters), and lists its arrays in
+    ``_param_names``/``_grad_names`` (parallel tuples) and ``_state_names`` (arrays that
+    are not trained, such as moving statistics). ``copy.deepcopy`` and pickle give
+    independent modules.
+
+    Attributes
+    ----------
+    output, gradInput : ndarray or None
+        The results of the last ``forward`` and ``backward``.
+    training : bool
+        True in training mode (``train()``), False in evaluate mode (``evaluate()``).
+    dtype : numpy.dtype
+        float32 (the default) or float64 (``double()``).
+    """
 
     _param_names = ()
     _grad_names = ()
@@ -183,7 +209,18 @@ class Module:
         forward state and its scratch in buffers it reuses, so a second thread
         entering while one is inside raises RuntimeError instead of returning the
         other thread's numbers. Give each thread its own copy
-        (``copy.deepcopy(net)``) for concurrent inference."""
+        (``copy.deepcopy(net)``) for concurrent inference.
+
+        Parameters
+        ----------
+        input : ndarray
+            A batch, first dimension N; cast to the module's dtype when needed.
+
+        Returns
+        -------
+        ndarray
+            ``output``, a buffer the module reuses.
+        """
         d = self.__dict__
         busy = d["_busy"]
         if not busy.acquire(False):
@@ -197,8 +234,21 @@ class Module:
             busy.release()
 
     def backward(self, input, gradOutput):
-        """updateGradInput then accGradParameters; returns ``gradInput``. One thread
-        at a time (see ``forward``)."""
+        """Backpropagate ``gradOutput``: ``updateGradInput`` then ``accGradParameters``
+        (which adds the parameters' gradients). One thread at a time (see ``forward``).
+
+        Parameters
+        ----------
+        input : ndarray
+            The input given to the last ``forward``.
+        gradOutput : ndarray
+            The gradient of the loss with respect to ``output``.
+
+        Returns
+        -------
+        ndarray
+            ``gradInput``, the gradient with respect to ``input``.
+        """
         busy = self.__dict__["_busy"]
         if not busy.acquire(False):
             raise _concurrent_use(self, "backward")
@@ -216,17 +266,56 @@ class Module:
             busy.release()
 
     def updateOutput(self, input):
+        """Compute ``output`` from ``input`` (what ``forward`` calls; a subclass overrides it).
+
+        Parameters
+        ----------
+        input : ndarray
+            A batch.
+
+        Returns
+        -------
+        ndarray
+            ``output``.
+        """
         self.output = input
         return self.output
 
     def updateGradInput(self, input, gradOutput):
+        """Compute ``gradInput`` (what ``backward`` calls first; a subclass overrides it).
+
+        Parameters
+        ----------
+        input : ndarray
+            The input given to the last ``forward``.
+        gradOutput : ndarray
+            The gradient with respect to ``output``.
+
+        Returns
+        -------
+        ndarray
+            ``gradInput``.
+        """
         self.gradInput = gradOutput
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
+        """Add the parameters' gradients for this batch to ``gradW``, ``gradb``, ...
+        (``backward`` calls it after ``updateGradInput``; a module without parameters does
+        nothing).
+
+        Parameters
+        ----------
+        input : ndarray
+            The input given to the last ``forward``.
+        gradOutput : ndarray
+            The gradient with respect to ``output``.
+        """
         pass
 
     def zeroGradParameters(self):
+        """Set every parameter gradient to zero (``backward`` accumulates into them).
+        """
         if not self._grad_names:
             return
         if _LAZY_ZERO_GRAD["enabled"]:
@@ -235,9 +324,23 @@ class Module:
             self._materialize_zero_grads()
 
     def getParameters(self):
+        """The parameter arrays, live: an optimizer updates them in place.
+
+        Returns
+        -------
+        list
+            A layer's arrays (``[W, b]``); a container gives one list per child.
+        """
         return [self.__dict__[n] for n in self._param_names]
 
     def getGradParameters(self):
+        """The parameter gradients, in ``getParameters()``'s order and nesting.
+
+        Returns
+        -------
+        list
+            A layer's gradient arrays (``[gradW, gradb]``); a container, one list per child.
+        """
         return [getattr(self, n) for n in self._grad_names]
 
     # ---- named parameters (fastnn/state.py builds state_dict on these hooks) ----
@@ -282,10 +385,25 @@ class Module:
         return load_state_dict(self, state, strict=strict)
 
     def train(self):
+        """Switch to training mode (Dropout drops, BatchNormalization uses batch statistics).
+
+        Returns
+        -------
+        Module
+            ``self``.
+        """
         self.training = True
         return self
 
     def evaluate(self):
+        """Switch to evaluate mode (Dropout is the identity, BatchNormalization uses its moving
+        statistics).
+
+        Returns
+        -------
+        Module
+            ``self``.
+        """
         self.training = False
         return self
 
@@ -314,6 +432,18 @@ class Module:
         self.__dict__["gradInput"] = None
 
     def type(self, dtype):
+        """Convert the parameters, gradients and statistics to ``dtype``.
+
+        Parameters
+        ----------
+        dtype : numpy dtype
+            ``np.float32`` or ``np.float64``.
+
+        Returns
+        -------
+        Module
+            ``self``.
+        """
         dtype = np.dtype(dtype)
         if dtype not in FLOAT_DTYPES:
             raise ValueError(f"{self!r}: dtype must be float32 or float64, got {dtype}")
@@ -324,12 +454,34 @@ class Module:
         return self
 
     def double(self):
+        """Convert to float64 (``type(np.float64)``).
+
+        Returns
+        -------
+        Module
+            ``self``.
+        """
         return self.type(np.float64)
 
     def float(self):
+        """Convert to float32 (``type(np.float32)``).
+
+        Returns
+        -------
+        Module
+            ``self``.
+        """
         return self.type(np.float32)
 
     def cuda(self):
+        """Move the arrays to the GPU; later inputs may be NumPy or device arrays, outputs are
+        device arrays (``fastnn.to_numpy`` brings them back).
+
+        Returns
+        -------
+        Module
+            ``self``.
+        """
         backend = get_backend("cuda")
         if self.backend is not backend:
             self._convert_arrays(lambda a: backend.to_device(self.backend.to_numpy(a), a.dtype))
@@ -337,6 +489,13 @@ class Module:
         return self
 
     def cpu(self):
+        """Move the arrays back to the host.
+
+        Returns
+        -------
+        Module
+            ``self``.
+        """
         if self.backend is not CPUBackend:
             old = self.backend
             self._convert_arrays(lambda a: np.ascontiguousarray(old.to_numpy(a)))
@@ -474,9 +633,19 @@ class Module:
 
 
 class Container(Module):
-    """A module made of children; parameters are lists per child."""
+    """A module made of child modules.
 
-    def __init__(self, *modules):
+    ``getParameters()`` and ``getGradParameters()`` give one list per child, and every
+    child's arrays live in one flat buffer (``flatten_parameters``), so that
+    ``sgd_momentum``/``adam_optimizer`` update the whole net in one kernel pass.
+
+    Parameters
+    ----------
+    *modules : Module
+        The children, in order.
+    """
+
+    def __init__(self, *modules: "Module") -> None:
         super().__init__()
         self.__dict__["modules"] = []
         self.__dict__["_flat"] = None
@@ -484,6 +653,18 @@ class Container(Module):
             self.add(m)
 
     def add(self, module):
+        """Append ``module`` as the last child.
+
+        Parameters
+        ----------
+        module : Module
+            The child to add.
+
+        Returns
+        -------
+        Container
+            ``self``, so calls chain.
+        """
         if not isinstance(module, Module):
             raise TypeError(f"{self!r}.add: expected a Module, got {type(module).__name__}")
         self.modules.append(module)
@@ -645,10 +826,54 @@ class Container(Module):
 
 
 class Sequential(Container):
-    """Children applied in order. ``backward`` feeds each child the input it saw
-    in ``forward``. A Linear followed by an activation runs as one fused kernel."""
+    """Children applied in order: each one's output is the next one's input.
+
+    ``backward`` feeds each child the input it saw in ``forward``. A Linear or Conv2d
+    followed by an activation runs as one fused kernel per phase. Supports ``len``,
+    indexing (an int gives a child, a slice a new Sequential of the same children),
+    iteration and ``print(net)``.
+
+    Parameters
+    ----------
+    *modules : Module
+        The children, in order.
+
+    Shape
+    -----
+    - input: what the first child takes
+    - output: what the last child gives
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> fastnn.manual_seed(0)
+    >>> net = fastnn.Sequential(fastnn.Linear(4, 8), fastnn.ReLU(), fastnn.Linear(8, 3),
+    ...                         fastnn.LogSoftMax())
+    >>> x = np.ones((5, 4), np.float32)
+    >>> out = net.forward(x)
+    >>> out.shape
+    (5, 3)
+    >>> net.backward(x, np.ones_like(out)).shape
+    (5, 4)
+    >>> len(net), net[0]
+    (4, Linear 4 -> 8)
+    """
 
     def insert(self, module, index):
+        """Insert ``module`` before the child at ``index``.
+
+        Parameters
+        ----------
+        module : Module
+            The child to insert.
+        index : int
+            Its position, as for ``list.insert``.
+
+        Returns
+        -------
+        Sequential
+            ``self``.
+        """
         if not isinstance(module, Module):
             raise TypeError(f"{self!r}.insert: expected a Module, got {type(module).__name__}")
         self.modules.insert(index, module)
@@ -656,6 +881,18 @@ class Sequential(Container):
         return self
 
     def remove(self, index=-1):
+        """Remove and return the child at ``index``.
+
+        Parameters
+        ----------
+        index : int
+            Its position (default: the last child).
+
+        Returns
+        -------
+        Module
+            The removed child.
+        """
         m = self.modules.pop(index)
         self._invalidate()
         return m

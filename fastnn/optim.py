@@ -169,10 +169,34 @@ def _config_value(config, key, where, default=None):
     return default
 
 
-def sgd_momentum(variables, gradients, config, state):
-    """v = momentum * v + learning_rate * g; variable -= v (the homework's rule).
-    Updates nested lists of float arrays in place; ``state['accumulated_grads']``
-    holds v per variable index."""
+def sgd_momentum(variables: list, gradients: list, config: dict, state: dict) -> None:
+    """The homework's SGD with momentum: ``v = momentum * v + learning_rate * g``, then
+    ``variable -= v``, for every array, in place.
+
+    A container's ``getParameters()`` lives in one flat buffer, which is updated in one
+    kernel pass; any other nested list of float arrays works too, one call per array.
+
+    Parameters
+    ----------
+    variables : list
+        Arrays to update, nested lists allowed (``net.getParameters()``).
+    gradients : list
+        Their gradients, in the same nesting (``net.getGradParameters()``).
+    config : dict
+        ``learning_rate`` (required) and ``momentum`` (default 0).
+    state : dict
+        The optimizer's memory, empty at the start and passed again at every step;
+        ``state['accumulated_grads']`` holds v per variable index.
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> w, g = np.ones(3), np.full(3, 0.5)
+    >>> state = {}
+    >>> fastnn.sgd_momentum([w], [g], {"learning_rate": 0.1, "momentum": 0.9}, state)
+    >>> w
+    array([0.95, 0.95, 0.95])
+    """
     where = "sgd_momentum"
     lr = _config_value(config, "learning_rate", where)
     momentum = _config_value(config, "momentum", where, 0.0)
@@ -196,9 +220,21 @@ def sgd_momentum(variables, gradients, config, state):
             v[...] = p
 
 
-def adam_optimizer(variables, gradients, config, state):
-    """Bias-corrected Adam: config keys learning_rate, beta1, beta2, epsilon;
-    state keys m, v (dicts per variable index) and t (step count)."""
+def adam_optimizer(variables: list, gradients: list, config: dict, state: dict) -> None:
+    """Adam with bias correction, for every array, in place.
+
+    Parameters
+    ----------
+    variables : list
+        Arrays to update, nested lists allowed (``net.getParameters()``).
+    gradients : list
+        Their gradients, in the same nesting (``net.getGradParameters()``).
+    config : dict
+        ``learning_rate`` (required), ``beta1`` (0.9), ``beta2`` (0.999), ``epsilon`` (1e-8).
+    state : dict
+        The optimizer's memory, empty at the start and passed again at every step:
+        ``m`` and ``v`` (dicts per variable index) and ``t`` (the step count).
+    """
     where = "adam_optimizer"
     lr = _config_value(config, "learning_rate", where)
     beta1 = _config_value(config, "beta1", where, 0.9)

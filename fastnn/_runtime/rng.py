@@ -8,8 +8,14 @@ _state = {"rng": np.random.default_rng(), "seed": None}
 _CUDA_DROPOUT = "fastnn.kernels.cuda.dropout"
 
 
-def manual_seed(seed):
-    """Seed parameter initialisation and dropout, for reproducible runs."""
+def manual_seed(seed: int) -> None:
+    """Seed everything random in fastnn: parameter initialisation and Dropout masks.
+
+    Parameters
+    ----------
+    seed : int
+        The seed; the same seed builds the same weights and draws the same masks.
+    """
     _state["rng"] = np.random.default_rng(seed)
     _state["seed"] = int(seed) % (2 ** 32)
     from ..kernels.cpu import dropout

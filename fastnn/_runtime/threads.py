@@ -4,17 +4,21 @@ other GEMM to BLAS's threads. The kernels never use Numba's ``parallel=True``: i
 thread pool and OpenBLAS's only fight on a 2-core machine.
 """
 import os
+from typing import TYPE_CHECKING
 
 from . import parallel as _parallel
 
+if TYPE_CHECKING:
+    from threadpoolctl import threadpool_limits
 
 _CHOSEN = {"by_user": False}
 
 
-def set_num_threads(n):
-    """Use ``n`` threads: fastnn's batch split and every BLAS thread pool in this process,
-    including the one the kernels call (``kernels.cpu.blas.LIBRARY``, loaded here first:
-    threadpoolctl only sees libraries that are already loaded).
+def set_num_threads(n: int) -> "threadpool_limits":
+    """Use ``n`` threads: for fastnn's batch split (Conv2d, MaxPool2d, and the Linear layers
+    of a net that has them) and for every BLAS thread pool in this process, including the
+    one the kernels call (``kernels.cpu.blas.LIBRARY``, loaded here first: threadpoolctl
+    only sees libraries that are already loaded).
 
     A count set here (or through ``FASTNN_NUM_THREADS``) is fixed: ``fit`` no longer
     tunes it per epoch, so that runs repeat bit for bit.

@@ -4,12 +4,30 @@ import math
 import numpy as np
 
 
-def affine_params(shift_x, shift_y, angle, height, width, dtype=np.float64):
-    """(N, 6) inverse transforms for ``fastnn.kernels.cpu.augment.affine_warp``.
+def affine_params(shift_x: "float | np.ndarray", shift_y: "float | np.ndarray",
+                  angle: "float | np.ndarray", height: int, width: int,
+                  dtype: "np.dtype | type" = np.float64) -> np.ndarray:
+    """The (N, 6) inverse transforms ``fastnn.kernels.cpu.augment.affine_warp`` takes.
 
-    Each image is rotated by ``angle`` degrees (counter-clockwise as displayed, rows
-    growing downward) about its centre, then moved by ``shift_x`` pixels right and
-    ``shift_y`` pixels down. Arguments broadcast to N.
+    Each image is rotated by ``angle`` degrees (counter-clockwise as displayed, rows growing
+    downward) about its centre, then moved by ``shift_x`` pixels right and ``shift_y``
+    pixels down. The arguments broadcast to N.
+
+    Parameters
+    ----------
+    shift_x, shift_y : float or array of N
+        Shifts in pixels.
+    angle : float or array of N
+        Rotations in degrees.
+    height, width : int
+        The images' size.
+    dtype : numpy dtype
+        The result's dtype (the images').
+
+    Returns
+    -------
+    ndarray of shape (N, 6)
+        One inverse affine map per image.
     """
     shift_x, shift_y, angle = np.broadcast_arrays(
         np.asarray(shift_x, np.float64), np.asarray(shift_y, np.float64),
@@ -24,16 +42,42 @@ def affine_params(shift_x, shift_y, angle, height, width, dtype=np.float64):
     return np.ascontiguousarray(params, dtype=dtype)
 
 
-def augment_batch(images, out=None, max_shift=2, max_angle=10.0, rng=None, seed=None,
-                  subpixel=True):
-    """Randomly shift (up to ``max_shift`` pixels each way) and rotate (up to
-    ``max_angle`` degrees) each image, with bilinear sampling and zero fill.
+def augment_batch(images: np.ndarray, out: "np.ndarray | None" = None,
+                  max_shift: float = 2, max_angle: float = 10.0,
+                  rng: "np.random.Generator | int | None" = None, seed: "int | None" = None,
+                  subpixel: bool = True) -> np.ndarray:
+    """Randomly shift (up to ``max_shift`` pixels each way) and rotate (up to ``max_angle``
+    degrees) each image, with bilinear sampling and zero fill.
 
-    ``images`` is (N, H*W) with square images, (N, H, W) or (N, C, H, W) (all channels
-    of an image move together); float32/float64 stay as they are, other dtypes become
-    float32. ``out`` (same shape and dtype, C-contiguous) is written and returned; it
-    may be ``images`` itself. ``rng`` is a ``np.random.Generator`` (or seed); ``seed``
-    is used when ``rng`` is None. ``subpixel=False`` draws integer shifts.
+    Parameters
+    ----------
+    images : ndarray
+        (N, H*W) with square images, (N, H, W) or (N, C, H, W) (all channels of an image
+        move together); float32/float64 stay as they are, other dtypes become float32.
+    out : ndarray, optional
+        Written and returned: the same shape and dtype, C-contiguous; may be ``images``.
+    max_shift : float
+        The largest shift, in pixels, each way.
+    max_angle : float
+        The largest rotation, in degrees, each way.
+    rng : numpy.random.Generator or int, optional
+        Draws the shifts and angles.
+    seed : int, optional
+        Used when ``rng`` is None.
+    subpixel : bool
+        Draw fractional shifts (False: whole pixels).
+
+    Returns
+    -------
+    ndarray
+        The augmented images, of ``images``' shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn.data import augment_batch
+    >>> augment_batch(np.zeros((8, 784), np.float32), seed=0).shape
+    (8, 784)
     """
     from ..backend import CPUBackend
 

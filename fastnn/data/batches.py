@@ -1,4 +1,6 @@
 """Mini-batches: shuffled iteration over (X, y) and the train/validation split."""
+from typing import Callable, Iterator
+
 import numpy as np
 
 
@@ -8,10 +10,37 @@ def _check_xy(X, y):
                          f"(shape {np.shape(y)})")
 
 
-def iterate_minibatches(X, y, batch_size, shuffle=True, seed=None):
-    """Yield ``(X_batch, y_batch)`` covering every sample once; the last batch may be
-    smaller. ``seed`` (int or ``np.random.Generator``) makes the shuffle reproducible.
-    Without shuffling the batches are views, not copies."""
+def iterate_minibatches(X: np.ndarray, y: "np.ndarray | None", batch_size: int,
+                        shuffle: bool = True,
+                        seed: "int | np.random.Generator | None" = None) -> Iterator:
+    """Yield ``(X_batch, y_batch)`` covering every sample once; the last batch may be smaller.
+
+    Parameters
+    ----------
+    X : ndarray
+        Inputs, first dimension N.
+    y : ndarray or None
+        Targets, N of them (None yields None batches).
+    batch_size : int
+        Samples per batch, 1 or more.
+    shuffle : bool
+        Visit the samples in a random order; without it the batches are views, not copies.
+    seed : int or numpy.random.Generator, optional
+        Makes the shuffle reproducible.
+
+    Yields
+    ------
+    (ndarray, ndarray or None)
+        One batch of inputs and targets.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn.data import iterate_minibatches
+    >>> [yb.tolist() for _, yb in iterate_minibatches(np.zeros((5, 2)), np.arange(5), 2,
+    ...                                               shuffle=False)]
+    [[0, 1], [2, 3], [4]]
+    """
     _check_xy(X, y)
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -27,15 +56,38 @@ def iterate_minibatches(X, y, batch_size, shuffle=True, seed=None):
 
 
 class BatchIterator:
-    """Re-iterable minibatches: each ``iter()`` is one epoch with a fresh shuffle drawn
-    from one Generator, so a seeded run sees the same sequence of epochs.
+    """Re-iterable minibatches: each ``iter()`` is one epoch with a fresh shuffle drawn from
+    one Generator, so a seeded run sees the same sequence of epochs.
 
-    ``transform(X_batch)`` (e.g. ``lambda xb: augment_batch(xb, rng=rng)``) is applied
-    to each batch; ``drop_last`` skips the final partial batch.
+    Parameters
+    ----------
+    X : ndarray
+        Inputs, first dimension N.
+    y : ndarray or None
+        Targets, N of them.
+    batch_size : int
+        Samples per batch.
+    shuffle : bool
+        A new random order per epoch.
+    seed : int or numpy.random.Generator, optional
+        Seeds the shuffles.
+    drop_last : bool
+        Skip the final partial batch.
+    transform : callable, optional
+        Applied to each input batch (e.g. ``lambda xb: augment_batch(xb, rng=rng)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn.data import BatchIterator
+    >>> batches = BatchIterator(np.zeros((25, 2)), np.arange(25), 10, seed=0)
+    >>> len(batches), [len(yb) for _, yb in batches]
+    (3, [10, 10, 5])
     """
 
-    def __init__(self, X, y, batch_size, shuffle=True, seed=None, drop_last=False,
-                 transform=None):
+    def __init__(self, X: np.ndarray, y: "np.ndarray | None", batch_size: int,
+                 shuffle: bool = True, seed: "int | np.random.Generator | None" = None,
+                 drop_last: bool = False, transform: "Callable | None" = None) -> None:
         _check_xy(X, y)
         self.X, self.y = X, y
         self.batch_size = int(batch_size)
@@ -58,9 +110,26 @@ class BatchIterator:
             yield xb, yb
 
 
-def train_val_split(X, y, val_size=10000, seed=0):
-    """``(X_tr, y_tr, X_val, y_val)``: a seeded random ``val_size`` samples (an int, or a
-    fraction in (0, 1)) go to validation. Both parts keep the original order."""
+def train_val_split(X: np.ndarray, y: np.ndarray, val_size: "int | float" = 10000,
+                    seed: int = 0) -> "tuple[np.ndarray, ...]":
+    """Split off a seeded random validation set; both parts keep the original order.
+
+    Parameters
+    ----------
+    X : ndarray
+        Inputs, first dimension N.
+    y : ndarray
+        Targets, N of them.
+    val_size : int or float
+        Validation samples, or a fraction in (0, 1) of N.
+    seed : int
+        Seeds the choice.
+
+    Returns
+    -------
+    (X_tr, y_tr, X_val, y_val)
+        The two parts.
+    """
     _check_xy(X, y)
     n = len(X)
     if isinstance(val_size, float) and 0.0 < val_size < 1.0:

@@ -79,11 +79,17 @@ _ARRAY_CACHE = {}
 
 # --------------------------------------------------------------------------- paths
 
-def cache_dir():
+def cache_dir() -> str:
     """fastnn's cache folder, as ``pooch.os_cache("fastnn")`` names it (``XDG_CACHE_HOME``
-    honoured): the default download folder's parent and the verification records."""
-    # pooch.os_cache is platformdirs.user_cache_dir; importing pooch would cost every load
-    # 0.15 s (it imports tqdm), so ask platformdirs (pooch's dependency) directly
+    honoured): the parent of the default download folder and of the verification records.
+
+    Returns
+    -------
+    str
+        ``$XDG_CACHE_HOME/fastnn``, by default ``~/.cache/fastnn`` on Linux.
+    """
+    # pooch.os_cache is platformdirs.user_cache_dir; importing pooch would put it and tqdm
+    # into every load (asv startup.Startup), so ask platformdirs (pooch's dependency)
     import platformdirs
     return platformdirs.user_cache_dir("fastnn")
 
@@ -213,11 +219,24 @@ def _parse_idx(data, path):
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def read_idx(path):
+def read_idx(path: "str | os.PathLike") -> np.ndarray:
     """Parse one IDX file (``.gz`` or plain) into a read-only uint8 array.
 
-    Raises ``ValueError`` naming the file when the magic number is not 2049/2051,
-    or when the length does not match the dims in the header.
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    ndarray of uint8
+        (N,) for a label file, (N, rows, columns) for an image file.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is a corrupt gzip, its magic number is not 2049/2051, or
+        its length does not match the dimensions in its header.
     """
     return _parse_idx(_read_bytes(path), os.fspath(path))
 
@@ -369,15 +388,39 @@ def _fetch(url, dest_folder, name, progress, end=None, deadline=None):
     return path
 
 
-def download_mnist(folder=None, mirrors=None, progress=True, files=FILES, deadline=None):
-    """Download the missing ``files`` into ``folder`` (default ``cache_dir()/mnist``),
-    trying ``mirrors`` (default: the module attribute ``MIRRORS``) in turn, all within
-    ``deadline`` seconds (default ``DOWNLOAD_DEADLINE``). A mirror that times out once
-    (stalled, trickling) is not asked for the remaining files.
+def download_mnist(folder: "str | os.PathLike | None" = None,
+                   mirrors: "list[str] | None" = None, progress: bool = True,
+                   files: "tuple[str, ...]" = FILES, deadline: "float | None" = None) -> str:
+    """Download the missing ``files`` into ``folder`` with pooch, trying ``mirrors`` in turn,
+    all within ``deadline`` seconds; each file is checked (``GZ_HASHES``, then ``MD5``)
+    before it lands. A mirror that times out once (stalled, trickling) is not asked for the
+    remaining files.
 
-    Returns the folder. Raises ``RuntimeError`` listing every URL tried and why it
-    failed when a file could not be fetched from any mirror; the files after it are not
-    tried then (offline, each would wait out the same timeouts).
+    Parameters
+    ----------
+    folder : str or path-like, optional
+        Where the files go (default ``cache_dir()/mnist``).
+    mirrors : list of str, optional
+        URL prefixes to which ``<file>.gz`` is appended (default: the module's ``MIRRORS``).
+    progress : bool
+        Show a progress bar per file.
+    files : tuple of str
+        The file names (without ``.gz``).
+    deadline : float, optional
+        Seconds the whole call may take (default ``DOWNLOAD_DEADLINE``): a mirror that
+        trickles never times out by itself.
+
+    Returns
+    -------
+    str
+        The folder.
+
+    Raises
+    ------
+    RuntimeError
+        Listing every URL tried and why it failed, when a file could not be fetched from
+        any mirror; the files after it are not tried then (offline, each would wait out
+        the same timeouts).
     """
     import time
 
@@ -430,18 +473,50 @@ def _not_found_message(root, download, download_error):
             "pass root=.")
 
 
-def load_mnist(root=None, download=True, flatten=True, progress=True, verify=True,
-               mirrors=None):
-    """``(X_train, y_train, X_test, y_test)``: images float32 in [0, 1], shaped (N, 784)
-    when ``flatten`` else (N, 1, 28, 28); labels int64.
+def load_mnist(root: "str | os.PathLike | None" = None, download: bool = True,
+               flatten: bool = True, progress: bool = True, verify: "bool | str" = True,
+               mirrors: "list[str] | None" = None) -> "tuple[np.ndarray, ...]":
+    """Load MNIST: 60,000 training and 10,000 test images with their labels.
 
-    The folder is found as described in the module docstring. When none holds all four
-    files and ``download`` is true, the missing ones are fetched from ``mirrors``
-    (default ``MIRRORS``) into ``root`` (or ``cache_dir()/mnist``). ``verify``
-    checks each file's MD5 once and remembers it with the file's size, mtime and a
-    digest of its first and last MiB, which later loads compare (cheap);
-    ``verify="full"`` hashes every file again. Downloads are always checked.
-    Raises ``FileNotFoundError`` listing every folder looked in when nothing works.
+    The folder is found as the module docstring says (``root``, then ``$FASTNN_DATA``,
+    then ``cache_dir()/mnist``). When none holds all four files and ``download`` is true,
+    the missing ones are fetched into ``root`` (or ``cache_dir()/mnist``).
+
+    Parameters
+    ----------
+    root : str or path-like, optional
+        A folder holding the four files, or ``mnist/`` with them; searched first.
+    download : bool
+        Fetch the files when no folder holds them.
+    flatten : bool
+        Images as rows of 784 (True) or as (N, 1, 28, 28).
+    progress : bool
+        Show download progress.
+    verify : bool or "full"
+        Check each file's MD5 once and remember it with the file's size, mtime and a
+        digest of its first and last MiB, which later loads compare (cheap); ``"full"``
+        hashes every file again. Downloads are always checked.
+    mirrors : list of str, optional
+        Download URL prefixes (default: the module's ``MIRRORS``).
+
+    Returns
+    -------
+    (X_train, y_train, X_test, y_test)
+        Images float32 in [0, 1], (N, 784) or (N, 1, 28, 28); labels int64.
+
+    Raises
+    ------
+    FileNotFoundError
+        Listing every folder looked in (and the files a partial folder lacks).
+    ValueError
+        A corrupt, truncated or mismatched file, named.
+
+    Examples
+    --------
+    >>> from fastnn.data import load_mnist
+    >>> X, y, X_test, y_test = load_mnist(download=False)  # doctest: +SKIP
+    >>> X.shape, y[:5]  # doctest: +SKIP
+    ((60000, 784), array([5, 0, 4, 1, 9]))
     """
     folder = find_mnist(root)
     if folder is None:

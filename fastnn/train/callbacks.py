@@ -23,7 +23,26 @@ from .checkpoint import Snapshot, host, module_arrays, save_checkpoint
 
 
 class Callback:
-    """Base class: every hook does nothing."""
+    """Base class of ``fit``'s callbacks: every hook does nothing; a subclass overrides the
+    ones it needs. Each hook gets the ``TrainingRun``; ``run.stop(...)`` ends the run.
+
+    Hooks, in the order ``fit`` calls them: ``on_epoch_start(run)``, per step
+    ``on_loss(run, loss)`` and ``on_step_end(run, loss)``, ``on_batches_end(run)``,
+    ``on_epoch_measured(run, record)`` (the epoch's figures, before the log line),
+    ``on_epoch_end(run, record)``, and ``on_fit_end(run)``. ``state()`` and
+    ``load_state(run, extra, arrays)`` carry a callback's state through checkpoints.
+
+    Examples
+    --------
+    >>> from fastnn.train import Callback
+    >>> class CountSteps(Callback):
+    ...     def __init__(self):
+    ...         self.steps = 0
+    ...     def on_step_end(self, run, loss):
+    ...         self.steps += 1
+    >>> CountSteps().steps
+    0
+    """
 
     def on_epoch_start(self, run):
         pass

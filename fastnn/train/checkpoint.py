@@ -13,7 +13,12 @@ arrays by leaf position (``param/<leaf>/<name>``, ``state/<leaf>/<name>``), stil
 import json
 import os
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only
+    from ..module import Module
 
 from ..backend import to_numpy
 from ..kernels._files import atomic_write
@@ -139,12 +144,31 @@ def _atomic_savez(path, arrays):
     return path
 
 
-def save_checkpoint(path, net, optimizer=None, epoch=0, extra=None, arrays=None):
-    """Write ``net``'s parameters and moving statistics (each module's ``_state_names``,
-    e.g. BatchNormalization's ``moving_mean``/``moving_variance``), ``optimizer``'s state
-    (an ``SGD``/``Adam``-like object with ``state_dict``), ``epoch``, fastnn's init RNG
-    state and ``extra`` (JSON-able) to ``path`` as ``.npz``, atomically.
-    ``arrays`` adds named arrays (stored under ``extra/<name>``)."""
+def save_checkpoint(path: "str | os.PathLike", net: "Module", optimizer: object = None,
+                    epoch: int = 0, extra: "dict | None" = None,
+                    arrays: "dict | None" = None) -> None:
+    """Write a training checkpoint to ``path`` as ``.npz``, atomically (a crash leaves the
+    old file or the new one, never half of one).
+
+    It holds ``net``'s parameters and moving statistics (each module's ``_state_names``,
+    e.g. BatchNormalization's ``moving_mean``/``moving_variance``), the optimizer's state,
+    ``epoch``, fastnn's initialisation RNG state and ``extra``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write.
+    net : Module
+        The network.
+    optimizer : object, optional
+        An ``SGD``/``Adam``-like object with ``state_dict``.
+    epoch : int
+        Epochs done.
+    extra : dict, optional
+        JSON-able values to keep (``load_checkpoint`` returns them).
+    arrays : dict, optional
+        Named arrays to keep (stored under ``extra/<name>``).
+    """
     from .._runtime.rng import module_rng
 
     out = {}
@@ -222,14 +246,30 @@ def _check_meta(path, meta):
             raise bad("'optimizer' must hold 'type', 'config', 'scalars' and 'dicts'")
 
 
-def load_checkpoint(path, net, optimizer=None, restore_rng=True):
+def load_checkpoint(path: "str | os.PathLike", net: "Module", optimizer: object = None,
+                    restore_rng: bool = True) -> dict:
     """Load a ``save_checkpoint`` file into ``net`` (and ``optimizer``, when given).
 
     The network must have parameters and moving statistics of the same names and shapes
     (``load_state_dict``, strict; errors list every missing, unexpected and wrong-shape key);
     for a version 1 (positional) checkpoint, the same layers; errors name the first mismatch.
-    Returns a dict: ``epoch``, ``extra``, ``arrays`` (the ``arrays=`` given at save),
-    ``meta``. With ``restore_rng`` fastnn's parameter-init RNG gets its saved state."""
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint.
+    net : Module
+        Receives the parameters and moving statistics, in place.
+    optimizer : object, optional
+        Receives the optimizer state; it must be of the saved kind.
+    restore_rng : bool
+        Give fastnn's parameter-initialisation RNG its saved state.
+
+    Returns
+    -------
+    dict
+        ``epoch``, ``extra``, ``arrays`` (the ``arrays=`` given at save) and ``meta``.
+    """
     from .._runtime.rng import module_rng
 
     path = os.fspath(path)
@@ -334,12 +374,33 @@ def _optimizer_state(path, meta, arrays, net, optimizer):
     return sd
 
 
-def save_parameters(path, net):
-    """Parameters and moving statistics only (atomic ``.npz``)."""
+def save_parameters(path: "str | os.PathLike", net: "Module") -> None:
+    """Write ``net``'s parameters and moving statistics only, as an atomic ``.npz``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write.
+    net : Module
+        The network.
+    """
     return save_checkpoint(path, net)
 
 
-def load_parameters(path, net):
-    """Load ``save_parameters`` (or ``save_checkpoint``) weights into ``net``."""
+def load_parameters(path: "str | os.PathLike", net: "Module") -> "Module":
+    """Load ``save_parameters`` (or ``save_checkpoint``) weights into ``net``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    net : Module
+        A network of the same layers and shapes.
+
+    Returns
+    -------
+    Module
+        ``net``.
+    """
     load_checkpoint(path, net, restore_rng=False)
     return net

@@ -1,5 +1,11 @@
 """``predict`` and ``evaluate``: a net's outputs, loss and accuracy in evaluate mode."""
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only
+    from ..criterions import Criterion
+    from ..module import Module
 
 from .checkpoint import host
 
@@ -12,8 +18,24 @@ def labels_of(y):
     return y.argmax(axis=1) if y.ndim == 2 else y.reshape(-1)
 
 
-def predict(net, X, batch_size=1024):
-    """Outputs of ``net`` on ``X`` in evaluate mode, batch by batch (a new array)."""
+def predict(net: "Module", X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """The outputs of ``net`` on ``X`` in evaluate mode, batch by batch (the mode is
+    restored after).
+
+    Parameters
+    ----------
+    net : Module
+        The network.
+    X : ndarray
+        The inputs, first dimension N.
+    batch_size : int
+        Samples per forward.
+
+    Returns
+    -------
+    ndarray
+        The outputs, a new host array of N rows.
+    """
     was_training = net.training
     net.evaluate()
     try:
@@ -25,10 +47,32 @@ def predict(net, X, batch_size=1024):
     return np.concatenate(parts) if parts else np.empty((0,))
 
 
-def evaluate(net, criterion, X, y=None, batch_size=1024, metric="accuracy"):
-    """``(loss, accuracy)`` over ``X`` in evaluate mode (the mode is restored after).
-    ``y=None`` means the target is the input (autoencoder); ``criterion=None`` skips
-    the loss; ``metric=None`` skips the accuracy (returned as None)."""
+def evaluate(net: "Module", criterion: "Criterion | None", X: np.ndarray,
+             y: "np.ndarray | None" = None, batch_size: int = 1024,
+             metric: "str | None" = "accuracy") -> "tuple[float | None, float | None]":
+    """The loss and accuracy of ``net`` over ``X`` in evaluate mode (the mode is restored
+    after).
+
+    Parameters
+    ----------
+    net : Module
+        The network.
+    criterion : Criterion or None
+        The loss; None skips it.
+    X : ndarray
+        The inputs.
+    y : ndarray, optional
+        Labels or one-hot rows; None means the target is the input (an autoencoder).
+    batch_size : int
+        Samples per forward.
+    metric : {"accuracy", None}
+        None skips the accuracy.
+
+    Returns
+    -------
+    (float or None, float or None)
+        The loss averaged over the samples, and the accuracy.
+    """
     n = len(X)
     if n == 0:
         raise ValueError("evaluate: empty data")

@@ -6,14 +6,35 @@ from ._json import jsonable
 
 
 class History:
-    """What ``fit`` recorded.
+    """What ``fit`` recorded, returned by it (and kept in its checkpoints).
 
-    Per step: ``step_loss``, ``step_accuracy`` (training batches, in training mode).
-    Per epoch (lists of equal length): ``epochs`` (1-based numbers), ``train_loss``,
-    ``train_accuracy``, ``val_loss``, ``val_accuracy`` (None where not measured),
-    ``lr``, ``epoch_time`` (seconds), ``steps`` (steps in that epoch).
-    Also ``stopped_reason`` (``"completed"``, ``"early_stopping"``, ``"diverged"``),
-    ``best_epoch``/``best_value`` (the monitored quantity) and ``total_time``.
+    Attributes
+    ----------
+    step_loss, step_accuracy : list of float
+        Per training step (in training mode).
+    epochs : list of int
+        Per epoch, 1-based; the lists below have one entry per epoch.
+    train_loss, train_accuracy, val_loss, val_accuracy : list
+        None where not measured.
+    lr : list of float
+        The learning rate of each epoch.
+    epoch_time : list of float
+        Seconds per epoch.
+    steps : list of int
+        Steps in each epoch.
+    stopped_reason : str
+        ``"completed"``, ``"early_stopping"`` or ``"diverged"``.
+    best_epoch, best_value
+        The best epoch of the monitored quantity and its value.
+    total_time : float
+        Seconds of the whole run.
+
+    Examples
+    --------
+    >>> from fastnn import History
+    >>> h = History.from_dict(History().to_dict())
+    >>> h.epochs
+    []
     """
 
     _EPOCH_KEYS = ("epochs", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",

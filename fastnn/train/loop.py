@@ -13,6 +13,7 @@ drawn and stored in the checkpoints.
 import inspect
 import os
 import time
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -28,26 +29,33 @@ from .history import History
 from .optimizers import make_optimizer
 from .threads import ThreadTuner
 
+if TYPE_CHECKING:  # annotations only
+    from ..criterions import Criterion
+    from .callbacks import Callback
+
 __all__ = ["fit", "TrainingDiverged"]
 
 MONITORS = ("val_accuracy", "val_loss", "train_loss")
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf or blew up.
+    """The loss became NaN/inf or blew up; raised by ``fit``.
 
-    Attributes
+    The network holds the weights of the last good snapshot (the start of the epoch, or of
+    the last ``snapshot_every`` block).
+
+    Parameters
     ----------
-    history : History
+    message : str
+        What happened and what to try.
+    history : History, optional
         What was recorded up to there (``history.stopped_reason`` is ``"diverged"``).
-    epoch, step : int
+    epoch, step : int, optional
         Where it happened (1-based).
-
-    The network holds the weights of the last good snapshot (the start of the epoch, or
-    of the last ``snapshot_every`` block).
     """
 
-    def __init__(self, message, history=None, epoch=None, step=None):
+    def __init__(self, message: str, history: "History | None" = None,
+                 epoch: "int | None" = None, step: "int | None" = None) -> None:
         super().__init__(message)
         self.history = history
         self.epoch = epoch
@@ -57,10 +65,33 @@ class TrainingDiverged(RuntimeError):
 class TrainingRun:
     """The state a run shares with its callbacks: the net, criterion, optimizer and
     history, where the loop is (``epoch``, ``batch``, ``steps_done``, ``lr``) and how it
-    ends (``stop``)."""
+    ends (``stop``). ``fit`` builds it; a ``Callback`` reads it.
 
-    def __init__(self, net, criterion, optimizer, history, seed, epochs, batches_per_epoch,
-                 log, callbacks):
+    Parameters
+    ----------
+    net : Module
+        The network being trained.
+    criterion : Criterion
+        The loss.
+    optimizer : object
+        What ``fit`` steps (``step()``).
+    history : History
+        Where the run records.
+    seed : int
+        The run's seed.
+    epochs : int
+        Epochs to run in all.
+    batches_per_epoch : int
+        Steps per epoch.
+    log : callable or None
+        Where the epoch lines go.
+    callbacks : list of Callback
+        Called at each hook, in order.
+    """
+
+    def __init__(self, net: Module, criterion: "Criterion", optimizer: object,
+                 history: History, seed: int, epochs: int, batches_per_epoch: int,
+                 log: "Callable[[str], object] | None", callbacks: "list[Callback]") -> None:
         self.net, self.criterion, self.optimizer = net, criterion, optimizer
         self.history, self.seed, self.epochs = history, seed, epochs
         self.batches_per_epoch = batches_per_epoch
@@ -164,12 +195,20 @@ def _check_arguments(net, X, y, batch_size, metric, X_val, y_val, monitor, early
     return int(batch_size), metric, monitor, restore_best
 
 
-def fit(net, criterion, X, y=None, *, optimizer="sgd", config=None, epochs=10, batch_size=128,
-        schedule=None, X_val=None, y_val=None, early_stopping=None, monitor=None,
-        restore_best=None, augment=None, seed=None, progress=True, log=print, checkpoint=None,
-        resume=None, metric="accuracy", eval_batch_size=1024, shuffle=True,
-        divergence_factor=1e3, snapshot_every=None, max_steps=None, tune_threads=None,
-        callbacks=(), sync_every=50):
+def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | None" = None, *,
+        optimizer: object = "sgd", config: "dict | None" = None, epochs: int = 10,
+        batch_size: int = 128, schedule: "Callable[[int], float] | None" = None,
+        X_val: "np.ndarray | None" = None, y_val: "np.ndarray | None" = None,
+        early_stopping: "int | None" = None, monitor: "str | None" = None,
+        restore_best: "bool | None" = None, augment: "Callable | bool | None" = None,
+        seed: "int | None" = None, progress: bool = True,
+        log: "Callable[[str], object] | None" = print,
+        checkpoint: "str | os.PathLike | None" = None,
+        resume: "str | os.PathLike | None" = None, metric: "str | None" = "accuracy",
+        eval_batch_size: int = 1024, shuffle: bool = True, divergence_factor: float = 1e3,
+        snapshot_every: "int | None" = None, max_steps: "int | None" = None,
+        tune_threads: "bool | None" = None, callbacks: "Sequence[Callback]" = (),
+        sync_every: int = 50) -> History:
     """Train ``net`` on ``(X, y)`` with ``criterion``.
 
     Parameters
