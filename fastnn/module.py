@@ -351,14 +351,27 @@ class Module:
         ``moving_variance`` -> ``running_var``). A moving statistic that has not been
         created yet (BatchNormalization before its first forward) is None. The arrays
         are the live ones (views into the container's flat buffer; device arrays on a
-        GPU)."""
+        GPU).
+
+        Returns
+        -------
+        list of (str, array or None)
+        """
         d = self.__dict__
         return [(STATE_KEYS.get(n, n), d.get(n)) for n in self._param_names + self._state_names]
 
     def set_local_state(self, key: str, value) -> None:
         """Copy ``value`` into the parameter or moving statistic named ``key`` (a key
         of ``local_state``): into the existing array, so views into the flat buffer
-        stay views; a moving statistic not created yet is created from it."""
+        stay views; a moving statistic not created yet is created from it.
+
+        Parameters
+        ----------
+        key : str
+            A key of ``local_state()`` (``weight``, ``bias``, ``running_mean``, ...).
+        value : array
+            The values, of the array's shape.
+        """
         names = {STATE_KEYS.get(n, n): n for n in self._param_names + self._state_names}
         if key not in names:
             raise KeyError(f"{self!r}: no parameter or buffer named {key!r}; "
@@ -374,13 +387,32 @@ class Module:
     def state_dict(self) -> dict:
         """Parameters and moving statistics by name, as torch's ``nn.Sequential``
         names them (``0.weight``, ``0.bias``, ``2.running_mean``; see
-        ``fastnn.state.state_dict``)."""
+        ``fastnn.state.state_dict``).
+
+        Returns
+        -------
+        dict
+            ``{key: live array}``.
+        """
         from .state import state_dict
         return state_dict(self)
 
     def load_state_dict(self, state, strict: bool = True):
         """Copy ``state`` (as from ``state_dict``) into this module's arrays; see
-        ``fastnn.state.load_state_dict``."""
+        ``fastnn.state.load_state_dict``.
+
+        Parameters
+        ----------
+        state : Mapping
+            ``{key: array}``.
+        strict : bool
+            Raise when keys are missing or unexpected.
+
+        Returns
+        -------
+        LoadResult
+            ``(missing_keys, unexpected_keys)``.
+        """
         from .state import load_state_dict
         return load_state_dict(self, state, strict=strict)
 

@@ -26,6 +26,8 @@ Anything else raises ``UnsupportedLayerError`` naming the layer. Weights are cop
 (neither side shares memory with the other); dtypes (float32/float64) and each layer's
 train/eval mode carry over.
 """
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .activations import ELU, LeakyReLU, LogSoftMax, ReLU, Sigmoid, SoftMax, SoftPlus, Tanh
@@ -33,6 +35,9 @@ from .backend import to_numpy
 from .conv import Conv2d, Flatten, MaxPool2d
 from .layers import BatchNormalization, ChannelwiseScaling, Dropout, Linear
 from .module import Container, Module, Sequential
+
+if TYPE_CHECKING:  # annotations only: torch is never imported at module level
+    import torch
 
 __all__ = ["from_torch", "to_torch", "UnsupportedLayerError"]
 
@@ -60,7 +65,7 @@ def _square(layer, name, value):
 
 # ------------------------------------------------------------------------ torch -> fastnn
 
-def from_torch(module) -> Module:
+def from_torch(module: "torch.nn.Module") -> Module:
     """Build the fastnn equivalent of a torch module, with copied weights.
 
     Parameters
@@ -195,7 +200,7 @@ def _batchnorm_from_torch(t, typed) -> list:
 
 # ------------------------------------------------------------------------ fastnn -> torch
 
-def to_torch(net: Module):
+def to_torch(net: Module) -> "torch.nn.Module":
     """Build the torch equivalent of a fastnn network, with copied weights.
 
     Parameters

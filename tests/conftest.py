@@ -8,10 +8,10 @@ import ``numba.cuda``.
 import numpy as np
 
 
-def rand(*shape, seed=0, scale=1.0, shift=0.0):
-    """Standard-normal float64 array of ``shape``, times ``scale`` plus ``shift``; the same
-    ``seed`` gives the same array."""
-    return np.random.default_rng(seed).standard_normal(shape) * scale + shift
+def rand(*shape, seed=0, scale=1.0, shift=0.0, dtype=np.float64):
+    """Standard-normal array of ``shape`` and ``dtype``, times ``scale`` plus ``shift``; the
+    same ``seed`` gives the same array."""
+    return (np.random.default_rng(seed).standard_normal(shape) * scale + shift).astype(dtype)
 
 
 def uniform(rng, shape, dtype, lo=-2.0, hi=2.0):

@@ -42,8 +42,9 @@ def _arguments(obj):
     """The parameters a caller passes: a function's, or a class's ``__init__``'s."""
     target = obj
     if inspect.isclass(obj):
-        if "__init__" not in vars(obj) and obj.__init__ is object.__init__:
-            return []
+        owner = next(c for c in obj.__mro__ if "__init__" in vars(c))
+        if not inspect.isfunction(vars(owner)["__init__"]):
+            return []  # object's or a built-in exception's: nothing of fastnn's to document
         target = obj.__init__
     params = list(inspect.signature(target).parameters.values())
     return [p for p in params if p.name not in ("self", "cls")]

@@ -1,6 +1,7 @@
 """fastnn.onnx.export: onnxruntime runs the exported file and agrees with fastnn's
 evaluate-mode output within 1e-5 (float32)."""
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
@@ -9,15 +10,14 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import fastnn as nn  # noqa: E402
+from conftest import rand as _normal  # noqa: E402
 import fastnn.onnx as fonnx  # noqa: E402
 
 from fastnn.models import cnn, mlp  # noqa: E402  (the nets `fastnn train mnist` trains)
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
-
-def rand(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+rand = partial(_normal, dtype=np.float32)  # these tests run float32 nets
 
 
 def train_statistics(net, shape, steps=3):

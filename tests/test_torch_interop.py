@@ -2,6 +2,7 @@
 mode and in train mode where it is deterministic (no dropout)."""
 import subprocess
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
@@ -10,13 +11,12 @@ torch = pytest.importorskip("torch")
 tnn = torch.nn
 
 import fastnn as nn  # noqa: E402
+from conftest import rand as _normal  # noqa: E402
 from fastnn import UnsupportedLayerError, from_torch, to_torch  # noqa: E402
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
-
-def rand(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+rand = partial(_normal, dtype=np.float32)  # these tests run float32 nets
 
 
 def torch_out(tnet, x):

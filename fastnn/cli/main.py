@@ -159,8 +159,9 @@ def _add_run_options(p, out_help):
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="threads for fastnn's batch split (Conv2d, MaxPool2d, and the Linear "
                         "layers of a net that has them) and for the BLAS the kernels call "
-                        "(every other matrix product); default: $FASTNN_NUM_THREADS, else "
-                        "every usable core")
+                        "(every other matrix product), fixed for the whole run; default: "
+                        "$FASTNN_NUM_THREADS, else every usable core, with training switching "
+                        "to one thread for an epoch when that is faster (a busy host)")
     # hidden: small runs for tests
     p.add_argument("--limit-train", type=_positive_int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--limit-test", type=_positive_int, default=None, help=argparse.SUPPRESS)

@@ -11,5 +11,5 @@ from .mnist import (FILES, GZ_HASHES, MD5, MIRRORS, TEST_IMAGES, TEST_LABELS, TR
 
 __all__ = ["load_mnist", "download_mnist", "find_mnist", "partial_folders", "read_idx",
            "search_dirs", "cache_dir", "iterate_minibatches", "BatchIterator", "train_val_split",
-           "augment_batch", "affine_params", "MIRRORS", "MD5", "GZ_HASHES", "FILES", "TRAIN_IMAGES",
-           "TRAIN_LABELS", "TEST_IMAGES", "TEST_LABELS"]
+           "augment_batch", "affine_params", "MIRRORS", "MD5", "GZ_HASHES", "FILES",
+           "TRAIN_IMAGES", "TRAIN_LABELS", "TEST_IMAGES", "TEST_LABELS"]
