@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import fastnn as nn
+from conftest import assert_same_weights, blobs, mlp, weights
 from fastnn.optim import SGD, Adam
 from fastnn.train import TrainingDiverged, fit
-from conftest import assert_same_weights, blobs, mlp, weights
 
 KW = dict(batch_size=20, progress=False, log=None, seed=0)
 
