@@ -127,10 +127,20 @@ class Criterion:
         serial = self._loss_serial - 1
         return DeviceLoss(self._buffers["loss ring"], serial % LOSS_RING, self, serial)
 
-    def read_device_losses(self, losses) -> list:
+    def read_device_losses(self, losses: list) -> list:
         """The values of :class:`DeviceLoss` objects this criterion returned, as floats:
         one copy of the loss ring (and one of the check status) for all of them; raises
-        the device-side input errors latched since the last read."""
+        the device-side input errors latched since the last read.
+
+        Parameters
+        ----------
+        losses : list of DeviceLoss
+            Losses this criterion's ``forward`` returned on the GPU.
+
+        Returns
+        -------
+        list of float
+        """
         for loss in losses:
             if self._loss_serial - loss.serial > LOSS_RING:
                 raise RuntimeError(f"{self!r}: this loss was overwritten on the device by a "
