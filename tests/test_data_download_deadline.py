@@ -9,7 +9,7 @@ import pytest
 
 from fastnn.data import mnist as datasets
 from fastnn.data._download import DeadlineDownloader, DownloadTimeout
-from test_datasets import isolated, server  # noqa: F401 - fixtures
+from test_data_mnist import isolated, server  # noqa: F401 - fixtures
 
 
 @pytest.fixture

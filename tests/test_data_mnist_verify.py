@@ -10,7 +10,7 @@ import pytest
 
 from fastnn.data import mnist as datasets
 from fastnn.datasets import load_mnist
-from test_datasets import idx_bytes, isolated, write_dataset  # noqa: F401 - isolated: autouse
+from test_data_mnist import idx_bytes, isolated, write_dataset  # noqa: F401 - isolated: autouse
 
 
 def _corrupt_in_place(path, offset):
