@@ -22,7 +22,7 @@ from . import optim
 from .train import (fit, History, TrainingDiverged, save_checkpoint, load_checkpoint,
                        save_parameters, load_parameters)
 
-from .conv import Conv2d, MaxPool2d, Flatten
+from .conv import Conv2d, MaxPool2d, AvgPool2d, Flatten
 from .state import StateDictError
 from .torch_interop import from_torch, to_torch, UnsupportedLayerError
 from . import onnx  # fastnn.onnx.export; the onnx package is imported inside it
@@ -33,7 +33,7 @@ __all__ = [
     "Module", "Container", "Sequential",
     "Linear", "Dropout", "BatchNormalization", "ChannelwiseScaling", "BatchMeanSubtraction",
     "ReLU", "LeakyReLU", "ELU", "SoftPlus", "Sigmoid", "Tanh", "SoftMax", "LogSoftMax",
-    "Conv2d", "MaxPool2d", "Flatten",
+    "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
     "Criterion", "MSECriterion", "ClassNLLCriterion", "ClassNLLCriterionUnstable",
     "CrossEntropyCriterion",
     "sgd_momentum", "adam_optimizer",

@@ -9,6 +9,8 @@ dtypes, flags and identities, never a pass over the data.
 """
 import numpy as np
 
+from ._runtime.checks import positive_int as _checked_int
+
 __all__ = ["ShapeOf", "Setting", "apart", "name_of", "positive_int", "nonnegative_int"]
 
 
@@ -79,21 +81,15 @@ class Setting:
         obj.__dict__[self.name] = self.check(name_of(obj), self.name, value)
 
 
-def _int_at_least(owner, name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
-    return int(value)
-
-
 def positive_int(owner: str, name: str, value) -> int:
-    """``value`` as an int >= 1, else ValueError naming ``owner``."""
-    return _int_at_least(owner, name, value, 1)
+    """``value`` as an int >= 1, else ValueError naming ``owner`` (``Setting``'s signature
+    for ``_runtime.checks.positive_int``, the one integer validator)."""
+    return _checked_int(value, f"{owner}: {name}")
 
 
 def nonnegative_int(owner: str, name: str, value) -> int:
     """``value`` as an int >= 0, else ValueError naming ``owner``."""
-    return _int_at_least(owner, name, value, 0)
+    return _checked_int(value, f"{owner}: {name}", 0)
 
 
 def apart(a, buf):

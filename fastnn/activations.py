@@ -26,6 +26,52 @@ class _Elementwise(Module):
     def _alpha_value(self):
         return 0.0
 
+    # ---- the hooks a layer fused with this activation uses (Linear, Conv2d) ----
+    def fusion_spec(self) -> tuple:
+        """What a layer's fused ``<op>_activation_*`` kernels need to apply this
+        activation.
+
+        Returns
+        -------
+        tuple of (int, float)
+            The activation code (``fastnn.kernels.codes``) and its alpha (slope).
+        """
+        return self._fusable_code, self._alpha_value()
+
+    def fused_output(self, shape: tuple):
+        """The reused buffer a fused forward writes this activation's output into (the
+        layer then sets ``output``).
+
+        Parameters
+        ----------
+        shape : tuple of int
+
+        Returns
+        -------
+        array of ``shape``
+        """
+        return self._buffer("output", shape)
+
+    def fused_backward_buffers(self, input, gradOutput, shape: tuple) -> tuple:
+        """For a fused backward: checks that the last forward gave an output of
+        ``shape``, and returns ``gradOutput`` cast to this module's dtype and device and
+        the reused buffer the layer writes this activation's ``gradInput`` into.
+
+        Parameters
+        ----------
+        input : array
+            The fused layer's input (named in the error).
+        gradOutput : array of ``shape``
+        shape : tuple of int
+            The activation's output shape.
+
+        Returns
+        -------
+        tuple of (array, array)
+        """
+        self._require_forward(input, shape)
+        return self._cast_grad(gradOutput, shape), self._buffer("gradInput", shape)
+
     def updateOutput(self, input):
         x = self._cast_input(input)
         out = self._buffer("output", x.shape)

@@ -1,4 +1,4 @@
-"""Convolutional layers on NCHW input: Conv2d, MaxPool2d, Flatten.
+"""Convolutional layers on NCHW input: Conv2d, MaxPool2d, AvgPool2d, Flatten.
 
 Conv2d runs im2col + GEMM kernels (``fastnn.kernels.<device>.conv``) with a
 scratch ``columns`` buffer the module owns and reuses between calls; MaxPool2d
@@ -11,24 +11,17 @@ from ._runtime.rng import module_rng
 from .activations import FUSABLE_ACTIVATIONS
 from .module import GradientSlot, Module, rows
 
-__all__ = ["Conv2d", "MaxPool2d", "Flatten"]
+__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "Flatten"]
 
 #: Input elements below which a pooling call stays on one thread (a hand-off costs more).
 POOL_SPLIT_MIN = 1 << 16
-
-
-def _check_int(owner, name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
-    return int(value)
 
 
 class _Spatial(Module):
     """Shared input checks for modules that take (N, C, H, W) batches."""
 
     #: Conv2d and MaxPool2d split their batch over fastnn's threads (fastnn/_runtime/parallel.py).
-    _always_splits_batch = True
+    always_splits_batch = True
 
     def _input4d(self, input):
         x = self._cast_input(input)
@@ -102,11 +95,11 @@ class Conv2d(_Spatial):
                  padding: "int | None" = None) -> None:
         super().__init__()
         owner = f"Conv2d({n_in!r}, {n_out!r}, {kernel_size!r}, stride={stride!r}, padding={padding!r})"
-        n_in = _check_int(owner, "n_in", n_in, 1)
-        n_out = _check_int(owner, "n_out", n_out, 1)
-        k = _check_int(owner, "kernel_size", kernel_size, 1)
-        stride = _check_int(owner, "stride", stride, 1)
-        padding = k // 2 if padding is None else _check_int(owner, "padding", padding, 0)
+        n_in = positive_int(owner, "n_in", n_in)
+        n_out = positive_int(owner, "n_out", n_out)
+        k = positive_int(owner, "kernel_size", kernel_size)
+        stride = positive_int(owner, "stride", stride)
+        padding = k // 2 if padding is None else nonnegative_int(owner, "padding", padding)
         self.stride, self.padding = stride, padding
         stdv = 1.0 / np.sqrt(n_in * k * k)
         rng = module_rng()
@@ -182,7 +175,7 @@ class Conv2d(_Spatial):
         g = self._grad_output(x, gradOutput)
         conv, s, p = self.backend.kernels.conv, self.stride, self.padding
         bounds, cols = self._split(x)
-        grads = self._param_grad_parts(len(bounds))
+        grads = self._param_grad_parts(len(bounds), ("W", "b"))
         self._run_split(lambda i, lo, hi: conv.conv2d_backward_params(
             rows(x, lo, hi), rows(g, lo, hi), grads[i][0], grads[i][1], cols[i], s, p,
             grads[i][2]), bounds)
@@ -198,10 +191,10 @@ class Conv2d(_Spatial):
         ho, wo = self._out_hw(x.shape[2], x.shape[3])
         shape = (x.shape[0], self.W.shape[0], ho, wo)
         pre = self._buffer("output", shape)
-        out = act._buffer("output", shape)
+        out = act.fused_output(shape)
         x = self._apart_input(self._apart_input(x, pre), out)
         conv, W, b, s, p = self.backend.kernels.conv, self.W, self.b, self.stride, self.padding
-        code, alpha = act._fusable_code, act._alpha_value()
+        code, alpha = act.fusion_spec()
         bounds, cols = self._split(x)
         self._run_split(lambda i, lo, hi: conv.conv2d_activation_forward(
             rows(x, lo, hi), rows(pre, lo, hi), rows(out, lo, hi), cols[i], W, b, s, p,
@@ -214,17 +207,15 @@ class Conv2d(_Spatial):
         x = self._checked_input(input)
         shape = (x.shape[0], self.W.shape[0]) + self._out_hw(x.shape[2], x.shape[3])
         self._require_forward(input, shape)
-        act._require_forward(input, shape)
-        g = act._cast_grad(gradOutput, shape)
-        delta = act._buffer("gradInput", shape)
+        g, delta = act.fused_backward_buffers(input, gradOutput, shape)
         gi = self._buffer("gradInput", x.shape)
         # the kernel writes delta and gradInput (per chunk of images), then reads the input
         # and gradOutput of the next chunk
         x, g = apart(apart(x, gi), delta), apart(apart(g, gi), delta)
         conv, W, s, p = self.backend.kernels.conv, self.W, self.stride, self.padding
-        code, alpha, pre, out = act._fusable_code, act._alpha_value(), self.output, act.output
+        (code, alpha), pre, out = act.fusion_spec(), self.output, act.output
         bounds, cols = self._split(x)
-        grads = self._param_grad_parts(len(bounds))
+        grads = self._param_grad_parts(len(bounds), ("W", "b"))
         self._run_split(lambda i, lo, hi: conv.conv2d_activation_backward(
             rows(x, lo, hi), rows(g, lo, hi), rows(gi, lo, hi), rows(delta, lo, hi),
             grads[i][0], grads[i][1], cols[i], rows(pre, lo, hi), rows(out, lo, hi), W, s, p,
@@ -240,7 +231,42 @@ class Conv2d(_Spatial):
                 f"stride {self.stride}, padding {self.padding}")
 
 
-class MaxPool2d(_Spatial):
+class _Pool2d(_Spatial):
+    """k x k windows of each channel, ``stride`` (default k) apart, no padding, floor
+    output size: what MaxPool2d and AvgPool2d share."""
+
+    kernel_size = Setting(positive_int)
+    stride = Setting(positive_int)
+
+    def __init__(self, kernel_size: int, stride: "int | None" = None) -> None:
+        super().__init__()
+        owner = f"{type(self).__name__}({kernel_size!r}, stride={stride!r})"
+        self.kernel_size = positive_int(owner, "kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else \
+            positive_int(owner, "stride", stride)
+
+    def _out_shape(self, x):
+        k, s = self.kernel_size, self.stride
+        n, c, h, w = x.shape
+        return n, c, (h - k) // s + 1, (w - k) // s + 1
+
+    def _checked_input(self, input):
+        x = self._input4d(input)
+        k = self.kernel_size
+        if x.shape[2] < k or x.shape[3] < k:
+            raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} is smaller than the "
+                             f"{k}x{k} pooling window")
+        return x
+
+    def _parts(self, x):
+        return self._batch_parts(x.shape[0], x.size, POOL_SPLIT_MIN)
+
+    def __repr__(self):
+        k = self.kernel_size
+        return f"{type(self).__name__} {k}x{k}, stride {self.stride}"
+
+
+class MaxPool2d(_Pool2d):
     """Maximum over k x k windows of each channel, ``stride`` apart, without padding.
 
     A NaN in a window propagates to the output; backward routes each gradient to its
@@ -267,28 +293,6 @@ class MaxPool2d(_Spatial):
              [13., 15.]]]], dtype=float32)
     """
 
-    kernel_size = Setting(positive_int)
-    stride = Setting(positive_int)
-
-    def __init__(self, kernel_size: int, stride: "int | None" = None) -> None:
-        super().__init__()
-        owner = f"MaxPool2d({kernel_size!r}, stride={stride!r})"
-        self.kernel_size = _check_int(owner, "kernel_size", kernel_size, 1)
-        self.stride = self.kernel_size if stride is None else _check_int(owner, "stride", stride, 1)
-
-    def _out_shape(self, x):
-        k, s = self.kernel_size, self.stride
-        n, c, h, w = x.shape
-        return n, c, (h - k) // s + 1, (w - k) // s + 1
-
-    def _checked_input(self, input):
-        x = self._input4d(input)
-        k = self.kernel_size
-        if x.shape[2] < k or x.shape[3] < k:
-            raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} is smaller than the "
-                             f"{k}x{k} pooling window")
-        return x
-
     def _indices(self, shape):
         # int64 arg-max buffer; Module._buffer only makes arrays of the module dtype.
         buf = self._buffers.get("indices")
@@ -307,8 +311,7 @@ class MaxPool2d(_Spatial):
         # the indices address planes of this input's size: backward must write into one
         self.__dict__["_pooled_shape"] = x.shape
         self._run_split(lambda i, lo, hi: pool.maxpool2d_forward(
-            rows(x, lo, hi), rows(out, lo, hi), rows(idx, lo, hi), k, s),
-            self._batch_parts(x.shape[0], x.size, POOL_SPLIT_MIN))
+            rows(x, lo, hi), rows(out, lo, hi), rows(idx, lo, hi), k, s), self._parts(x))
         self.output = out
         return out
 
@@ -330,14 +333,61 @@ class MaxPool2d(_Spatial):
         g = apart(g, gi)
         pool, k, s = self.backend.kernels.pool, self.kernel_size, self.stride
         self._run_split(lambda i, lo, hi: pool.maxpool2d_backward(
-            rows(g, lo, hi), rows(gi, lo, hi), rows(idx, lo, hi), k, s),
-            self._batch_parts(x.shape[0], x.size, POOL_SPLIT_MIN))
+            rows(g, lo, hi), rows(gi, lo, hi), rows(idx, lo, hi), k, s), self._parts(x))
         self.gradInput = gi
         return gi
 
-    def __repr__(self):
-        k = self.kernel_size
-        return f"MaxPool2d {k}x{k}, stride {self.stride}"
+
+class AvgPool2d(_Pool2d):
+    """Mean over k x k windows of each channel, ``stride`` apart, without padding
+    (torch's ``AvgPool2d(k, stride)``).
+
+    Backward spreads each gradient evenly over its window (overlapping windows
+    accumulate).
+
+    Parameters
+    ----------
+    kernel_size : int
+        The window's height and width, k.
+    stride : int, optional
+        Step between windows; None means ``kernel_size`` (windows that do not overlap).
+
+    Shape
+    -----
+    - input: (N, C, H, W)
+    - output: (N, C, (H - k) // stride + 1, (W - k) // stride + 1)
+
+    Examples
+    --------
+    >>> import numpy as np, fastnn
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> fastnn.AvgPool2d(2).forward(x)
+    array([[[[ 2.5,  4.5],
+             [10.5, 12.5]]]], dtype=float32)
+    """
+
+    def updateOutput(self, input):
+        x = self._fresh_input(input)
+        out = self._buffer("output", self._out_shape(x))
+        x = self._apart_input(x, out)
+        pool, k, s = self.backend.kernels.pool, self.kernel_size, self.stride
+        self._run_split(lambda i, lo, hi: pool.avgpool2d_forward(
+            rows(x, lo, hi), rows(out, lo, hi), k, s), self._parts(x))
+        self.output = out
+        return out
+
+    def updateGradInput(self, input, gradOutput):
+        x = self._checked_input(input)
+        shape = self._out_shape(x)
+        self._require_forward(input, shape)
+        g = self._cast_grad(gradOutput, shape)
+        gi = self._buffer("gradInput", x.shape)
+        g = apart(g, gi)
+        pool, k, s = self.backend.kernels.pool, self.kernel_size, self.stride
+        self._run_split(lambda i, lo, hi: pool.avgpool2d_backward(
+            rows(g, lo, hi), rows(gi, lo, hi), k, s), self._parts(x))
+        self.gradInput = gi
+        return gi
 
 
 class Flatten(Module):

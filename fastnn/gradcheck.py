@@ -4,6 +4,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .nested import flatten
+
 if TYPE_CHECKING:  # for the annotations only: module.py imports nothing from here
     from .criterions import Criterion
     from .module import Module
@@ -79,11 +81,11 @@ def gradcheck(module: "Module", input: np.ndarray, eps: float = 1e-6, atol: floa
     """
     where = f"gradcheck({module!r})"
     m = copy.deepcopy(module).double()
-    modules = list(_walk(m))
+    modules = m.leaves()
     for sub in modules:
         # a fresh random mask at every forward would make finite differences meaningless,
         # and a nested Dropout is as random as a top-level one
-        if getattr(sub, "_gradcheck_eval_only", False):
+        if sub.stochastic_in_training:
             sub.evaluate()
     x = np.array(input, dtype=np.float64, copy=True)
     rng = np.random.default_rng(seed)
@@ -95,19 +97,19 @@ def gradcheck(module: "Module", input: np.ndarray, eps: float = 1e-6, atol: floa
 
     # Analytic gradients; keep stateful modules' moving statistics from drifting by
     # restoring them after each forward.
-    saved_state = [(sub, n, np.array(sub.__dict__[n], copy=True)) for sub in modules
-                   for n in getattr(sub, "_state_names", ()) if sub.__dict__.get(n) is not None]
+    saved_state = [(sub, n, np.array(getattr(sub, n), copy=True)) for sub in modules
+                   for n in sub.state_names if getattr(sub, n) is not None]
 
     def restore():
         for sub, n, v in saved_state:
-            sub.__dict__[n][...] = v
+            getattr(sub, n)[...] = v
 
     m.zeroGradParameters()
     m.forward(x)
     restore()
     grad_in = np.array(m.backward(x, R), dtype=np.float64, copy=True)
-    grads = [np.array(g, dtype=np.float64, copy=True) for g in _flat_list(m.getGradParameters())]
-    params = _flat_list(m.getParameters())
+    grads = [np.array(g, dtype=np.float64, copy=True) for g in flatten(m.getGradParameters())]
+    params = flatten(m.getParameters())
 
     def loss_restoring():
         v = loss()
@@ -154,20 +156,3 @@ def gradcheck_criterion(criterion: "Criterion", input: np.ndarray, target: np.nd
 
     _compare("gradInput", analytic, _numeric_grad(f, x, eps), atol, rtol, where)
     return True
-
-
-def _walk(module):
-    """The module and every module inside it (containers keep children in ``modules``)."""
-    yield module
-    for child in getattr(module, "modules", ()) or ():
-        yield from _walk(child)
-
-
-def _flat_list(nested):
-    out = []
-    for item in nested:
-        if isinstance(item, (list, tuple)):
-            out.extend(_flat_list(item))
-        else:
-            out.append(item)
-    return out

@@ -5,16 +5,11 @@ import numpy as np
 from ._contracts import Setting, ShapeOf, apart, name_of
 from .activations import FUSABLE_ACTIVATIONS
 from .module import STATE_KEYS, GradientSlot, Module, rows
+from ._runtime.checks import positive_int
 from ._runtime.rng import module_rng
 
 __all__ = ["Linear", "Dropout", "BatchNormalization", "ChannelwiseScaling",
            "BatchMeanSubtraction"]
-
-
-def _check_positive_int(owner, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 #: Multiply-adds (rows x n_in x n_out) below which a Linear call stays on one thread.
@@ -71,8 +66,9 @@ class Linear(Module):
 
     def __init__(self, n_in: int, n_out: int) -> None:
         super().__init__()
-        n_in = _check_positive_int(f"Linear({n_in!r}, {n_out!r})", "n_in", n_in)
-        n_out = _check_positive_int(f"Linear({n_in!r}, {n_out!r})", "n_out", n_out)
+        owner = f"Linear({n_in!r}, {n_out!r})"
+        n_in = positive_int(n_in, f"{owner}: n_in")
+        n_out = positive_int(n_out, f"{owner}: n_out")
         stdv = 1.0 / np.sqrt(n_in)
         rng = module_rng()
         self.W = rng.uniform(-stdv, stdv, size=(n_out, n_in)).astype(self.dtype)
@@ -87,10 +83,16 @@ class Linear(Module):
                              f"got {tuple(x.shape)}")
         return x
 
-    #: Set by a container that holds layers which split their batch (Conv2d, MaxPool2d):
-    #: this Linear then splits too. Elsewhere it leaves its GEMMs to BLAS's threads,
-    #: which the MLP's step prefers (asv ``ablations.LinearSplit``).
-    _split_batch = False
+    #: True when this Linear splits its batch over fastnn's threads: set by a container
+    #: that holds layers which always split (Conv2d, MaxPool2d; see ``use_batch_split``).
+    #: Elsewhere it leaves its GEMMs to BLAS's threads, which the MLP's step prefers
+    #: (asv ``ablations.LinearSplit``).
+    split_batch = False
+
+    def use_batch_split(self) -> None:
+        """Split this layer's batch over fastnn's threads from now on (a container's
+        hint: see ``Module.use_batch_split``)."""
+        self.split_batch = True
 
     # Each phase calls its kernel directly unless split: the closure and the slicing
     # cost microseconds, which is what batch 1 is made of.
@@ -108,7 +110,7 @@ class Linear(Module):
         out = self._buffer("output", (x.shape[0], self.W.shape[0]))
         x = self._apart_input(x, out)
         affine, W, b = self.backend.kernels.affine, self.W, self.b
-        if not self._split_batch:
+        if not self.split_batch:
             affine.affine_forward(x, out, W, b)
         else:
             self._run(x, lambda i, lo, hi: affine.affine_forward(
@@ -123,7 +125,7 @@ class Linear(Module):
         gi = self._buffer("gradInput", x.shape)
         g = apart(g, gi)
         affine, W = self.backend.kernels.affine, self.W
-        if not self._split_batch:
+        if not self.split_batch:
             affine.affine_backward_input(g, gi, W)
         else:
             self._run(x, lambda i, lo, hi: affine.affine_backward_input(
@@ -135,12 +137,12 @@ class Linear(Module):
         x = self._input(input)
         g = self._cast_grad(gradOutput, (x.shape[0], self.W.shape[0]))
         affine = self.backend.kernels.affine
-        if not self._split_batch:
+        if not self.split_batch:
             affine.affine_backward_params(x, g, self._raw_grad("gradW"), self._raw_grad("gradb"),
                                           self._take_accumulate_flag())
             return
         bounds, work = self._bounds(x)
-        grads = self._param_grad_parts(len(bounds))
+        grads = self._param_grad_parts(len(bounds), ("W", "b"))
         self._run_split(lambda i, lo, hi: affine.affine_backward_params(
             rows(x, lo, hi), rows(g, lo, hi), *grads[i]), bounds, work)
         self._sum_param_grad_parts(grads)
@@ -156,11 +158,11 @@ class Linear(Module):
         x = self._input(input)
         shape = (x.shape[0], self.W.shape[0])
         pre = self._buffer("output", shape)
-        out = act._buffer("output", shape)
+        out = act.fused_output(shape)
         x = self._apart_input(self._apart_input(x, pre), out)
         affine, W, b = self.backend.kernels.affine, self.W, self.b
-        code, alpha = act._fusable_code, act._alpha_value()
-        if not self._split_batch:
+        code, alpha = act.fusion_spec()
+        if not self.split_batch:
             affine.affine_activation_forward(x, pre, out, W, b, code, alpha)
         else:
             self._run(x, lambda i, lo, hi: affine.affine_activation_forward(
@@ -173,22 +175,20 @@ class Linear(Module):
         x = self._input(input)
         shape = (x.shape[0], self.W.shape[0])
         self._require_forward(input, shape)
-        act._require_forward(input, shape)
-        g = act._cast_grad(gradOutput, shape)
-        delta = act._buffer("gradInput", shape)
+        g, delta = act.fused_backward_buffers(input, gradOutput, shape)
         gi = self._buffer("gradInput", x.shape)
         # the kernel writes delta, then gradInput, then reads the input again; gradOutput
         # is read once, element by element, before anything else is written
         x = apart(apart(x, gi), delta)
         affine, W = self.backend.kernels.affine, self.W
-        code, alpha, pre, out = act._fusable_code, act._alpha_value(), self.output, act.output
-        if not self._split_batch:
+        (code, alpha), pre, out = act.fusion_spec(), self.output, act.output
+        if not self.split_batch:
             affine.affine_activation_backward(
                 x, g, gi, delta, self._raw_grad("gradW"), self._raw_grad("gradb"), pre, out, W,
                 code, alpha, self._take_accumulate_flag(), True)
         else:
             bounds, work = self._bounds(x)
-            grads = self._param_grad_parts(len(bounds))
+            grads = self._param_grad_parts(len(bounds), ("W", "b"))
             self._run_split(lambda i, lo, hi: affine.affine_activation_backward(
                 rows(x, lo, hi), rows(g, lo, hi), rows(gi, lo, hi), rows(delta, lo, hi),
                 grads[i][0], grads[i][1], rows(pre, lo, hi), rows(out, lo, hi), W, code, alpha,
@@ -230,7 +230,7 @@ class Dropout(Module):
     array([[1., 1., 1.]], dtype=float32)
     """
 
-    _gradcheck_eval_only = True
+    stochastic_in_training = True
     p = Setting(lambda owner, name, p: _drop_probability(p))
 
     def __init__(self, p: float = 0.5) -> None:
@@ -538,7 +538,7 @@ class ChannelwiseScaling(Module):
 
     def __init__(self, n_out: int) -> None:
         super().__init__()
-        n_out = _check_positive_int(f"ChannelwiseScaling({n_out!r})", "n_out", n_out)
+        n_out = positive_int(n_out, f"ChannelwiseScaling({n_out!r}): n_out")
         self.gamma = np.ones(n_out, self.dtype)
         self.beta = np.zeros(n_out, self.dtype)
         self.gradGamma = np.zeros_like(self.gamma)

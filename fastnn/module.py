@@ -1,10 +1,12 @@
-"""Module protocol (Torch7 ``nn.Module``) and the Sequential container.
+"""Module protocol (Torch7 ``nn.Module``), containers and their flat parameters
+(``Sequential`` is in ``sequential.py``).
 
 A module's phases are thin: each casts/validates its input, then makes one kernel
 call that writes into buffers the module owns and reuses between calls.
 """
 import copy
 import threading
+from operator import is_
 
 import numpy as np
 
@@ -20,21 +22,6 @@ _LAZY_ZERO_GRAD = {"enabled": False, "ever": False}
 #: state_dict key of each parameter/state attribute whose name differs from torch's.
 STATE_KEYS = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias",
               "moving_mean": "running_mean", "moving_variance": "running_var"}
-
-
-class ParameterList(list):
-    """The nested lists a container's ``getParameters()``/``getGradParameters()``
-    return, with ``flat``: the container's flat-buffer record (``flatten_parameters``),
-    as Torch7's ``getParameters`` returns its flat tensors. The optimizer takes its
-    fused path when the arrays in the lists are the record's views, checked by
-    identity; the record lives as long as the lists or the container do, and nothing
-    global refers to it."""
-
-    __slots__ = ("flat",)
-
-    def __init__(self, items, flat):
-        super().__init__(items)
-        self.flat = flat
 
 
 def lazy_zero_grad(enabled: bool = True) -> None:
@@ -119,6 +106,22 @@ class Module:
         d["_fwd_input"] = None
         d["_busy"] = threading.RLock()
 
+    #: True for modules that draw random numbers in training (Dropout): gradcheck checks
+    #: them in evaluate mode.
+    stochastic_in_training = False
+
+    @property
+    def parameter_names(self) -> tuple:
+        """The names of the trained arrays (``("W", "b")`` for Linear), in
+        ``getParameters()`` order."""
+        return self._param_names
+
+    @property
+    def state_names(self) -> tuple:
+        """The names of the non-trained arrays a checkpoint keeps (BatchNormalization's
+        ``moving_mean``, ``moving_variance``); each may be None until the first forward."""
+        return self._state_names
+
     # ---- parameter assignment: store values, check shape -------------------
     def __setattr__(self, name, value):
         if name in _SET_BY_METHODS:
@@ -128,6 +131,9 @@ class Module:
                                  f"{_SET_BY_METHODS[name]}, not by assignment")
         if (name in self._param_names or name in self._state_names) and \
                 self.__dict__.get(name) is not None and not self.__dict__.get("_rebinding"):
+            if value is None and name in self._state_names:
+                self._rebind(name, None)  # forget it: the next forward starts it afresh
+                return
             self._assign_into(name, self.__dict__[name], value)
             return
         object.__setattr__(self, name, value)
@@ -182,24 +188,35 @@ class Module:
         else:
             _parallel.run(fn, bounds, work)
 
-    def _param_grad_parts(self, count):
-        """(gradW, gradb, accumulate) for each of ``count`` parts: part 0 writes the
-        module's own gradients (accumulating unless they are lazily zero), the others
-        overwrite buffers of their own, added in by _sum_param_grad_parts."""
-        gw_name, gb_name = self._grad_names
-        grads = [(self._raw_grad(gw_name), self._raw_grad(gb_name),
-                  self._take_accumulate_flag())]
+    def _param_grad_parts(self, count, param_names):
+        """For each of ``count`` parts, the gradients of ``param_names`` and the
+        accumulate flag: part 0 writes the module's own gradients (accumulating unless
+        they are lazily zero), the others overwrite buffers of their own, added in by
+        _sum_param_grad_parts."""
+        grad_of = dict(zip(self._param_names, self._grad_names))
+        names = [(grad_of[p], self.__dict__[p].shape) for p in param_names]
+        grads = [tuple(self._raw_grad(g) for g, _ in names) + (self._take_accumulate_flag(),)]
         for i in range(1, count):
-            grads.append((self._buffer(f"{gw_name}_part{i}", self.W.shape),
-                          self._buffer(f"{gb_name}_part{i}", self.b.shape), False))
+            grads.append(tuple(self._buffer(f"{g}_part{i}", shape) for g, shape in names)
+                         + (False,))
         return grads
 
     @staticmethod
     def _sum_param_grad_parts(grads):
-        gw0, gb0, _ = grads[0]
-        for gw, gb, _ in grads[1:]:  # fixed order: the sums do not depend on timing
-            gw0 += gw
-            gb0 += gb
+        first = grads[0][:-1]
+        for part in grads[1:]:  # fixed order: the sums do not depend on timing
+            for total, g in zip(first, part[:-1]):
+                total += g
+
+    #: True for layers that always split their batch over fastnn's threads (Conv2d,
+    #: MaxPool2d; fastnn/_runtime/parallel.py).
+    always_splits_batch = False
+
+    def use_batch_split(self) -> None:
+        """Hint from a container that holds a layer which always splits its batch: a
+        layer that can split too (Linear) then does, since a two-thread BLAS call between
+        two splits leaves OpenBLAS's worker spinning on the core the next split needs.
+        Does nothing by default."""
 
     # ---- the protocol -------------------------------------------------------
     def forward(self, input):
@@ -443,6 +460,31 @@ class Module:
     def leaves(self):
         """The modules that hold parameters and state: ``[self]`` for a layer, every
         descendant layer for a container.
+
+        Returns
+        -------
+        list of Module
+        """
+        return [self]
+
+    def named_leaves(self, prefix: str = "") -> list:
+        """``leaves()`` with each leaf's ``state_dict`` prefix: a child's position and a
+        dot per level of nesting (``"3."``, ``"4.0."``; ``prefix`` for a lone layer).
+
+        Parameters
+        ----------
+        prefix : str, default ""
+            Put in front of every prefix.
+
+        Returns
+        -------
+        list of (str, Module)
+        """
+        return [(prefix, self)]
+
+    def listModules(self) -> list:
+        """This module and every module inside it, containers included, depth first
+        (Torch7's ``listModules``).
 
         Returns
         -------
@@ -708,52 +750,31 @@ class Container(Module):
         self.__dict__["_plan"] = None
 
     # parameters: one list per child, children's arrays live in one flat buffer
-    def flatten_parameters(self):
+    def flatten_parameters(self) -> "FlatParameters":
         """Move every leaf parameter (and gradient) into one contiguous buffer, so that
-        the fused optimizer updates the whole net in one kernel pass. Idempotent: it
-        rebuilds only when children, dtypes or devices changed."""
+        the fused optimizer updates the whole net in one kernel pass (Torch7's
+        ``getParameters()``). Idempotent: it rebuilds only when children, dtypes or
+        devices changed.
+
+        Returns
+        -------
+        FlatParameters
+            The flat buffers and the views the leaves now hold. The container keeps it
+            (and nothing else does), so it goes when the container goes.
+        """
         flat = self._flat
-        if flat is not None and self._flat_is_current(flat):
+        if flat is not None and flat.is_current():
             return flat
-        leaves = [m for m in self._leaves() if m._param_names]
+        leaves = [m for m in self.leaves() if m._param_names]
         backend = self._leaf_backend(leaves)
         dtypes = {m.dtype for m in leaves}
         if len(dtypes) > 1:
             raise ValueError(f"{self!r}: children have mixed dtypes {sorted(map(str, dtypes))}; "
                              f"call .float() or .double() on the container")
         dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
-        total = sum(int(np.prod(m.__dict__[n].shape)) for m in leaves for n in m._param_names)
-        flat_p = backend.empty((total,), dtype)
-        flat_g = backend.zeros((total,), dtype)
-        views = []
-        off = 0
-        for m in leaves:
-            for pn, gn in zip(m._param_names, m._grad_names):
-                p = m.__dict__[pn]
-                n = int(np.prod(p.shape))
-                view_p = flat_p[off:off + n].reshape(p.shape)
-                view_g = flat_g[off:off + n].reshape(p.shape)
-                if backend is CPUBackend:
-                    view_p[...] = p
-                    view_g[...] = m.__dict__["_raw_" + gn]
-                else:
-                    view_p.copy_to_device(p)
-                    view_g.copy_to_device(m.__dict__["_raw_" + gn])
-                m._rebind(pn, view_p)
-                m._rebind(gn, view_g)
-                views.append((m, pn, view_p, gn, view_g))
-                off += n
-        flat = {"params": flat_p, "grads": flat_g, "views": views,
-                # what _flat_is_current compares, with the dict keys spelled out once
-                "checks": [(m.__dict__, pn, vp, "_raw_" + gn, vg)
-                           for m, pn, vp, gn, vg in views]}
+        flat = FlatParameters(leaves, backend, dtype)
         self.__dict__["_flat"] = flat
         return flat
-
-    @staticmethod
-    def _flat_is_current(flat):
-        """The leaves still hold the views handed out (no dtype/device move since)."""
-        return all(d[pn] is vp and d[raw_gn] is vg for d, pn, vp, raw_gn, vg in flat["checks"])
 
     @staticmethod
     def _leaf_backend(leaves):
@@ -772,8 +793,17 @@ class Container(Module):
             out.extend(m.leaves())
         return out
 
-    def _leaves(self):
-        return iter(self.leaves())
+    def named_leaves(self, prefix: str = "") -> list:
+        out = []
+        for i, m in enumerate(self.modules):
+            out.extend(m.named_leaves(f"{prefix}{i}."))
+        return out
+
+    def listModules(self) -> list:
+        out = [self]
+        for m in self.modules:
+            out.extend(m.listModules())
+        return out
 
     def getParameters(self):
         return self._nested_lists("getParameters")
@@ -782,23 +812,26 @@ class Container(Module):
         return self._nested_lists("getGradParameters")
 
     def _nested_lists(self, method):
-        """The children's lists. When every child is a plain fastnn leaf module they are
-        built once per flat buffer and children list (the optimizer asks for them every
-        step) and copied on each call, so that callers may edit them. Lazy zeroing reads
-        gradients through their descriptors, which must run, so it takes the slow path.
-        The outer list is a ParameterList carrying the flat-buffer record."""
+        """The children's lists, tagged with the container's ``FlatParameters`` (the link
+        the optimizer follows to the flat buffers). When every child is a plain fastnn
+        leaf module they are built once per flat buffer and children list (the optimizer
+        asks for them every step) and copied on each call, so that callers may edit them.
+        Lazy zeroing reads gradients through their descriptors, which must run, so it
+        takes the slow path."""
         flat = self.flatten_parameters()
         if _LAZY_ZERO_GRAD["ever"]:
-            return ParameterList(self._nested(method), flat)
-        cached = flat.get(method)
+            return _tagged(self._nested(method), flat)
+        cached = flat._lists.get(method)
         if cached is None or cached[0] != self.modules:
             nested = self._nested(method)
             if not all(type(m).getParameters is Module.getParameters and
                        type(m).getGradParameters is Module.getGradParameters
                        for m in self.modules):
-                return ParameterList(nested, flat)
-            flat[method] = cached = (list(self.modules), nested)
-        return ParameterList(_copy_lists(cached[1]), flat)
+                return _tagged(nested, flat)
+            flat._lists[method] = cached = (list(self.modules), nested)
+        out = ParameterList(_copy_lists(cached[1]))  # _tagged, inlined: this runs every step
+        out.flat = flat
+        return out
 
     def _nested(self, method):
         # children's lists without letting a nested container re-flatten its leaves
@@ -807,14 +840,14 @@ class Container(Module):
 
     def zeroGradParameters(self):
         flat = self._flat
-        if _LAZY_ZERO_GRAD["enabled"] or flat is None or not self._flat_is_current(flat):
+        if _LAZY_ZERO_GRAD["enabled"] or flat is None or not flat.is_current():
             for m in self.modules:
                 m.zeroGradParameters()
             return
         # one fill over the flat gradient buffer instead of one per array
-        self.backend.kernels.elementwise.fill(flat["grads"], 0.0)
+        self.backend.kernels.elementwise.fill(flat.grads, 0.0)
         if _LAZY_ZERO_GRAD["ever"]:  # only lazy zeroing leaves zeros pending
-            for m, *_ in flat["views"]:
+            for m, *_ in flat.views:
                 m.__dict__["_grad_zero_pending"] = False
 
     def train(self):
@@ -857,170 +890,121 @@ class Container(Module):
         return state
 
 
-class Sequential(Container):
-    """Children applied in order: each one's output is the next one's input.
+class FlatParameters:
+    """A container's parameters and gradients in two flat buffers (Torch7's
+    ``getParameters()``), and the per-parameter views its leaves hold.
 
-    ``backward`` feeds each child the input it saw in ``forward``. A Linear or Conv2d
-    followed by an activation runs as one fused kernel per phase. Supports ``len``,
-    indexing (an int gives a child, a slice a new Sequential of the same children),
-    iteration and ``print(net)``.
+    ``Container.flatten_parameters()`` builds it and the container keeps it; the lists
+    ``getParameters()``/``getGradParameters()`` hand out carry it (``ParameterList.flat``),
+    which is how an optimizer knows it may update the flat buffers in one pass.
 
     Parameters
     ----------
-    *modules : Module
-        The children, in order.
+    leaves : list of Module
+        The parameterised leaves, in ``Container.leaves()`` order.
+    backend : CPUBackend or CUDABackend
+        Where the buffers live (the leaves' device).
+    dtype : numpy.dtype
+        The leaves' common dtype.
 
-    Shape
-    -----
-    - input: what the first child takes
-    - output: what the last child gives
-
-    Examples
-    --------
-    >>> import numpy as np, fastnn
-    >>> fastnn.manual_seed(0)
-    >>> net = fastnn.Sequential(fastnn.Linear(4, 8), fastnn.ReLU(), fastnn.Linear(8, 3),
-    ...                         fastnn.LogSoftMax())
-    >>> x = np.ones((5, 4), np.float32)
-    >>> out = net.forward(x)
-    >>> out.shape
-    (5, 3)
-    >>> net.backward(x, np.ones_like(out)).shape
-    (5, 4)
-    >>> len(net), net[0]
-    (4, Linear 4 -> 8)
+    Attributes
+    ----------
+    params, grads : array of shape (total,)
+        The flat parameter and gradient buffers.
+    views : list of tuple
+        ``(module, param_name, param_view, grad_name, grad_view)`` per parameter, in order.
+    param_views, grad_views : list of array
+        The views alone, in the order ``getParameters()`` flattens to.
     """
 
-    def insert(self, module, index):
-        """Insert ``module`` before the child at ``index``.
+    __slots__ = ("params", "grads", "views", "param_views", "grad_views", "_checks", "_lists")
 
-        Parameters
-        ----------
-        module : Module
-            The child to insert.
-        index : int
-            Its position, as for ``list.insert``.
+    def __init__(self, leaves, backend, dtype):
+        total = sum(int(np.prod(m.__dict__[n].shape)) for m in leaves for n in m._param_names)
+        self.params = flat_p = backend.empty((total,), dtype)
+        self.grads = flat_g = backend.zeros((total,), dtype)
+        views = []
+        off = 0
+        for m in leaves:
+            for pn, gn in zip(m._param_names, m._grad_names):
+                p = m.__dict__[pn]
+                n = int(np.prod(p.shape))
+                view_p = flat_p[off:off + n].reshape(p.shape)
+                view_g = flat_g[off:off + n].reshape(p.shape)
+                if backend is CPUBackend:
+                    view_p[...] = p
+                    view_g[...] = m.__dict__["_raw_" + gn]
+                else:
+                    view_p.copy_to_device(p)
+                    view_g.copy_to_device(m.__dict__["_raw_" + gn])
+                m._rebind(pn, view_p)
+                m._rebind(gn, view_g)
+                views.append((m, pn, view_p, gn, view_g))
+                off += n
+        self.views = views
+        self.param_views = [v[2] for v in views]
+        self.grad_views = [v[4] for v in views]
+        # what is_current compares, with the dict keys spelled out once
+        self._checks = [(m.__dict__, pn, vp, "_raw_" + gn, vg) for m, pn, vp, gn, vg in views]
+        self._lists = {}  # the nested lists per method, see Container._nested_lists
+
+    def __getitem__(self, key):
+        # the dict-style access of older code: flat["params"], flat["grads"], flat["views"]
+        if key not in ("params", "grads", "views"):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def is_current(self) -> bool:
+        """True while the leaves still hold these views (no dtype or device move since).
 
         Returns
         -------
-        Sequential
-            ``self``.
+        bool
         """
-        if not isinstance(module, Module):
-            raise TypeError(f"{self!r}.insert: expected a Module, got {type(module).__name__}")
-        self.modules.insert(index, module)
-        self._invalidate()
-        return self
+        return all(d[pn] is vp and d[raw_gn] is vg for d, pn, vp, raw_gn, vg in self._checks)
 
-    def remove(self, index=-1):
-        """Remove and return the child at ``index``.
+    def holds(self, variables: list, gradients: list) -> bool:
+        """True if ``variables``/``gradients`` (flat lists) are exactly these views, in
+        order, and the leaves still hold them: then updating ``params`` from ``grads``
+        updates every one of them.
 
         Parameters
         ----------
-        index : int
-            Its position (default: the last child).
+        variables, gradients : list of array
+            Flat lists, as the optimizer sees them.
 
         Returns
         -------
-        Module
-            The removed child.
+        bool
         """
-        m = self.modules.pop(index)
-        self._invalidate()
-        return m
+        pv, gv = self.param_views, self.grad_views
+        return len(variables) == len(pv) == len(gradients) and \
+            all(map(is_, variables, pv)) and all(map(is_, gradients, gv)) and self.is_current()
 
-    def __len__(self):
-        return len(self.modules)
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Sequential(*self.modules[index])
-        return self.modules[index]
+class ParameterList(list):
+    """The list a container's ``getParameters()``/``getGradParameters()`` returns: a
+    plain list of the children's lists, plus ``flat``, the container's
+    ``FlatParameters`` (the optimizer's explicit link to the flat buffers).
 
-    def __iter__(self):
-        return iter(self.modules)
+    Attributes
+    ----------
+    flat : FlatParameters
+        The record the arrays are views of.
+    """
 
-    def _fusion_plan(self):
-        """Pairs (i, fused) where module i fuses with module i+1 (Linear + activation)."""
-        plan = self.__dict__.get("_plan")
-        # ``modules`` is a public list: one edited in place (not through add/insert/remove)
-        # must not run a plan made for other modules
-        if plan is None or self.__dict__.get("_plan_for") != self.modules:
-            self.__dict__["_plan_for"] = list(self.modules)
-            plan = []
-            i, n = 0, len(self.modules)
-            while i < n:
-                m = self.modules[i]
-                nxt = self.modules[i + 1] if i + 1 < n else None
-                if nxt is not None and hasattr(m, "can_fuse_with") and m.can_fuse_with(nxt):
-                    plan.append((i, True))
-                    i += 2
-                else:
-                    plan.append((i, False))
-                    i += 1
-            self.__dict__["_plan"] = plan
-            # Layers that split their batch over fastnn's threads (Conv2d, MaxPool2d) make
-            # the Linear layers beside them split too: a two-thread BLAS call between two
-            # splits leaves OpenBLAS's worker spinning on the core the next split needs.
-            if any(getattr(m, "_always_splits_batch", False) for m in self._leaves()):
-                for m in self._leaves():
-                    if hasattr(m, "_split_batch"):
-                        m.__dict__["_split_batch"] = True
-        return plan
+    __slots__ = ("flat",)
 
-    def updateOutput(self, input):
-        x = input
-        mods = self.modules
-        for i, fused in self._fusion_plan():
-            if fused:
-                x = mods[i].forward_fused(x, mods[i + 1])
-            else:
-                x = mods[i].forward(x)
-        self.output = x
-        return x
+    def __reduce__(self):
+        # copies and pickles are plain lists: the link is to this container's buffers
+        return list, (list(self),)
 
-    def backward(self, input, gradOutput):
-        busy = self.__dict__["_busy"]
-        if not busy.acquire(False):
-            raise _concurrent_use(self, "backward")
-        try:
-            mods = self.modules
-            g = gradOutput
-            for i, fused in reversed(self._fusion_plan()):
-                inp = input if i == 0 else mods[i - 1].output
-                if fused:
-                    g = mods[i].backward_fused(inp, g, mods[i + 1])
-                else:
-                    g = mods[i].backward(inp, g)
-            self.gradInput = g
-            return g
-        finally:
-            busy.release()
 
-    def updateGradInput(self, input, gradOutput):
-        # Torch7 semantics: gradInput only, parameters untouched.
-        mods = self.modules
-        g = gradOutput
-        for i in range(len(mods) - 1, -1, -1):
-            inp = input if i == 0 else mods[i - 1].output
-            g = mods[i].updateGradInput(inp, g)
-        self.gradInput = g
-        return g
-
-    def accGradParameters(self, input, gradOutput):
-        mods = self.modules
-        g = gradOutput
-        for i in range(len(mods) - 1, -1, -1):
-            inp = input if i == 0 else mods[i - 1].output
-            mods[i].accGradParameters(inp, g)
-            g = mods[i].gradInput
-
-    def __repr__(self):
-        lines = [f"Sequential ({len(self.modules)} modules)"]
-        for i, m in enumerate(self.modules):
-            child = repr(m).replace("\n", "\n     ")
-            lines.append(f"  ({i}) {child}")
-        return "\n".join(lines)
+def _tagged(items, flat):
+    # list's own constructor (no Python __init__): getParameters runs every step
+    out = ParameterList(items)
+    out.flat = flat
+    return out
 
 
 # attributes that only these methods may change (see Module.__setattr__)
@@ -1041,3 +1025,7 @@ def _copy_lists(nested):
 def rows(a, lo, hi):
     """a[lo:hi] along the batch axis (the array itself when that is all of it)."""
     return a if lo == 0 and hi == a.shape[0] else a[lo:hi]
+
+
+# Sequential lives in its own file; importable from here as before (fastnn.module.Sequential)
+from .sequential import Sequential  # noqa: E402,F401

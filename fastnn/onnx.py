@@ -21,7 +21,7 @@ from .activations import ELU, LeakyReLU, LogSoftMax, ReLU, Sigmoid, SoftMax, Sof
 from .backend import to_numpy
 from .conv import Conv2d, Flatten, MaxPool2d
 from .layers import BatchMeanSubtraction, BatchNormalization, ChannelwiseScaling, Dropout, Linear
-from .module import Container, Module
+from .module import Module
 from .torch_interop import UnsupportedLayerError
 
 __all__ = ["export", "DEFAULT_OPSET", "MIN_OPSET"]
@@ -79,7 +79,7 @@ def export(net: Module, path, sample_input, opset: int | None = None) -> str:
                          f"{onnx.defs.onnx_opset_version()}], got {opset}")
     leaves = net.leaves()
     keys = _state_keys(net)
-    modes = [(m, m.training) for m in _all_modules(net)]
+    modes = [(m, m.training) for m in net.listModules()]
     net.evaluate()
     try:
         graph = _Graph(helper, numpy_helper, net.dtype)
@@ -190,20 +190,4 @@ def _per_channel(v, ndim):
 
 def _state_keys(net) -> dict:
     """id(leaf) -> its state_dict prefix ("3.", "4.0.", "" for a lone layer)."""
-    out = {}
-
-    def walk(m, prefix):
-        if isinstance(m, Container):
-            for i, child in enumerate(m.modules):
-                walk(child, f"{prefix}{i}.")
-        else:
-            out[id(m)] = prefix
-    walk(net, "")
-    return out
-
-
-def _all_modules(m):
-    yield m
-    if isinstance(m, Container):
-        for child in m.modules:
-            yield from _all_modules(child)
+    return {id(m): prefix for prefix, m in net.named_leaves()}

@@ -1,69 +1,40 @@
 """Optimizers, functional as in the homework (``sgd_momentum``, ``adam_optimizer``)
 and as classes (``SGD``, ``Adam``), plus learning-rate schedules.
 
-When the variables are the lists a fastnn container's ``getParameters()`` hands out
-(they carry its flat-buffer record, ``module.ParameterList``) the update is one fused
-kernel pass over the whole buffer. Any other nested lists of arrays take the
-per-array path: one kernel call per array. State keeps the homework's layout (dicts indexed by variable
-number); on the fused path those arrays are views into flat state buffers.
+``Optimizer.apply`` is the one place that decides how an update runs. When the lists
+come from a fastnn container's ``getParameters()``/``getGradParameters()`` they carry
+the container's ``FlatParameters`` (``ParameterList.flat``), and the update is one
+fused kernel pass over the whole flat buffer. Any other nested lists of arrays take the
+per-array path: one kernel call per array. Each rule (``SGD``, ``Adam``) gives only its
+kernel, its per-variable state and its scalars. State keeps the homework's layout
+(dicts indexed by variable number); on the fused path those arrays are views into flat
+state buffers.
 """
 import math
+from functools import partial
 from operator import is_
+from typing import Callable, Optional
 
 import numpy as np
 
+from ._runtime.checks import positive_int
 from .backend import CPUBackend, get_backend, to_numpy
+from .nested import flatten, structure
 
-__all__ = ["sgd_momentum", "adam_optimizer", "SGD", "Adam", "StepDecay", "ExponentialDecay",
-           "CosineDecay", "step_decay"]
-
-
-def _flatten(nested):
-    if not isinstance(nested, (list, tuple)):
-        return [nested]  # one bare array is one variable
-    out = []
-    # fast path for what containers hand out, a list of per-module lists of arrays
-    for item in nested:
-        if not isinstance(item, (list, tuple)):
-            out.append(item)
-            continue
-        for leaf in item:
-            if isinstance(leaf, (list, tuple)):
-                return _flatten_deep(nested)
-            out.append(leaf)
-    return out
-
-
-def _flatten_deep(nested):
-    out = []
-    stack = [nested]
-    while stack:  # iterative: this runs every optimizer step
-        item = stack.pop()
-        if isinstance(item, (list, tuple)):
-            stack.extend(reversed(item))
-        else:
-            out.append(item)
-    return out
-
-
-def _structure(nested):
-    if isinstance(nested, (list, tuple)):
-        return [_structure(x) for x in nested]
-    if not hasattr(nested, "shape"):  # a stray scalar: report it, do not crash on .shape
-        return type(nested).__name__
-    return tuple(nested.shape)
+__all__ = ["Optimizer", "SGD", "Adam", "sgd_momentum", "adam_optimizer", "StepDecay",
+           "ExponentialDecay", "CosineDecay", "step_decay"]
 
 
 def _pairs(variables, gradients, where, state):
     """(flat variables, flat gradients, the cached fused layout or None), validated.
     The validation is skipped when these are exactly the arrays of the cached layout."""
-    vs = _flatten(variables)
-    gs = _flatten(gradients)
+    vs = flatten(variables)
+    gs = flatten(gradients)
     if _same_as_cached(state, vs, gs):
         return vs, gs, state["_fused"]
-    if _structure(variables) != _structure(gradients):
+    if structure(variables) != structure(gradients):
         raise ValueError(f"{where}: variables and gradients differ in structure or shapes: "
-                         f"{_structure(variables)} vs {_structure(gradients)}")
+                         f"{structure(variables)} vs {structure(gradients)}")
     for i, (v, g) in enumerate(zip(vs, gs)):
         if not hasattr(v, "shape") or not hasattr(g, "dtype"):
             raise TypeError(f"{where}: variable #{i} is not an array (got {type(v).__name__})")
@@ -85,39 +56,34 @@ def _backend_of(arrays):
     return CPUBackend
 
 
-def _flat_layout(variables, gradients, vs, gs):
-    """(flat_params, flat_grads) when ``variables`` and ``gradients`` are the lists a
-    container handed out (``ParameterList``, carrying its flat-buffer record) and still
-    hold exactly the record's views, in order; else None. Identity checks only: the
-    record says which buffer the views tile, on the CPU and on a GPU alike."""
+def _flat_record(variables, gradients, vs, gs):
+    """The ``FlatParameters`` both lists came from, when they are exactly its views."""
     flat = getattr(variables, "flat", None)
-    if flat is None or getattr(gradients, "flat", None) is not flat:
+    if flat is None or getattr(gradients, "flat", None) is not flat or not flat.holds(vs, gs):
         return None
-    views = flat["views"]
-    if len(views) != len(vs) or len(vs) != len(gs):
-        return None
-    for (_, _, vp, _, vg), v, g in zip(views, vs, gs):
-        if vp is not v or vg is not g:
-            return None
-    return flat["params"], flat["grads"]
+    return flat
 
 
-def _fused_state(state, keys, variables, gradients, vs, gs, backend):
+def _fused_state(state, rule, variables, gradients, vs, gs):
     """Build the fused layout for these arrays (when ``_pairs`` found no cached one for
     them) and the flat state buffers, with per-variable views stored in
-    ``state[key][i]``; None when the arrays do not tile one flat buffer."""
-    layout = _flat_layout(variables, gradients, vs, gs)
-    if layout is None:
+    ``state[key][i]``; None when the lists are not a container's flat parameters."""
+    flat = _flat_record(variables, gradients, vs, gs)
+    if flat is None:
         state.pop("_fused", None)
         return None
-    P, G = layout
-    cache = {"vs": list(vs), "gs": list(gs), "P": P, "G": G, "buffers": {}}
-    for key in keys:
-        flat = backend.zeros(tuple(P.shape), P.dtype)
+    P, G = flat.params, flat.grads
+    backend = _backend_of(vs)
+    cache = {"vs": list(vs), "gs": list(gs), "P": P, "G": G, "buffers": {},
+             "kernel": getattr(backend.kernels.optim, rule.kernel),
+             # scalars in the buffer's dtype keep the loop in float32
+             "scalar_type": np.dtype(P.dtype).type}
+    for key in rule.state_keys:
+        buf = backend.zeros(tuple(P.shape), P.dtype)
         per_var = state.setdefault(key, {})
         off = 0
         for i, v in enumerate(vs):
-            view = flat[off:off + v.size].reshape(v.shape)
+            view = buf[off:off + v.size].reshape(v.shape)
             old = per_var.get(i)
             if old is not None and tuple(np.shape(old)) == tuple(v.shape):
                 # keep momentum from earlier per-array steps
@@ -128,7 +94,10 @@ def _fused_state(state, keys, variables, gradients, vs, gs, backend):
                     view.copy_to_device(host)
             per_var[i] = view
             off += v.size
-        cache["buffers"][key] = flat
+        cache["buffers"][key] = buf
+    # the kernel with its array arguments bound: each step adds only the scalars
+    cache["update"] = partial(cache["kernel"], G, P,
+                              *[cache["buffers"][key] for key in rule.state_keys])
     state["_fused"] = cache
     return cache
 
@@ -169,6 +138,228 @@ def _config_value(config, key, where, default=None):
     return default
 
 
+def _as_kernel_param(v, backend):
+    """The kernels flatten their arrays, which needs C order: a transposed or strided
+    variable is updated through a contiguous copy that the caller writes back."""
+    if backend is CPUBackend and not v.flags.c_contiguous:
+        return np.ascontiguousarray(v)
+    return v
+
+
+def _as_kernel_array(g, dtype, backend):
+    if backend is CPUBackend:
+        return np.ascontiguousarray(g, dtype=dtype)
+    return g
+
+
+class Optimizer:
+    """Base class of the optimizers, and the class form of any functional rule.
+
+    A subclass is one update rule: ``kernel`` (the name of its kernel in
+    ``fastnn.kernels.<device>.optim``, called as ``kernel(grad, param, *state, *scalars)``),
+    ``state_keys`` (its per-variable state, e.g. SGD's ``accumulated_grads``) and
+    ``scalars`` (its hyperparameters for this step). ``apply`` decides, here and
+    nowhere else, between one fused pass over a container's flat buffers and one
+    kernel call per array.
+
+    Parameters
+    ----------
+    module : Module
+        What ``step`` updates (its ``getParameters()``/``getGradParameters()``).
+    rule : callable, optional
+        A function with the homework signature ``rule(variables, gradients, config,
+        state)``; ``step`` then calls it (any config keys are accepted). Without it the
+        class's own rule runs, and options outside ``defaults`` are an error.
+    **config
+        The rule's options, e.g. ``learning_rate``.
+
+    Example
+    -------
+    >>> net = fastnn.Sequential(fastnn.Linear(4, 2))
+    >>> opt = fastnn.optim.SGD(net, learning_rate=0.1, momentum=0.9)
+    >>> opt.zero_grad(); net.backward(x, net.forward(x) - y); opt.step()  # doctest: +SKIP
+    """
+
+    #: options the class form accepts, with their defaults
+    defaults: dict = {}
+    #: per-variable state dicts the rule keeps (``state[key][i]``)
+    state_keys: tuple = ()
+    #: kernel name in ``fastnn.kernels.<device>.optim``
+    kernel: Optional[str] = None
+    #: the name errors use (the functional form's)
+    name = "optimizer"
+
+    def __init__(self, module, rule: Optional[Callable] = None, **config):
+        if rule is None:
+            if self.kernel is None:
+                raise TypeError(f"{type(self).__name__}: give a rule function, or use a "
+                                f"subclass such as SGD or Adam")
+            unknown = set(config) - set(self.defaults)
+            if unknown:
+                raise TypeError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; "
+                                f"expected {sorted(self.defaults)}")
+        self.module = module
+        self.rule = rule
+        self._update = type(self).apply if rule is None else rule
+        self.config = dict(self.defaults, **config)
+        if rule is None:
+            for key in self.config:  # fail here, not at the first step
+                _config_value(self.config, key, type(self).__name__)
+        self.state = {}
+
+    @classmethod
+    def scalars(cls, config: dict, state: dict, scalar_type) -> tuple:
+        """The rule's scalar kernel arguments for this step, as ``scalar_type``.
+
+        Parameters
+        ----------
+        config : dict
+            The options (``learning_rate``, ...).
+        state : dict
+            The state; a rule may advance a step count in it.
+        scalar_type : type
+            ``numpy.float32`` or ``numpy.float64``, the parameters' dtype (``float`` on
+            the per-array path, which converts per variable).
+
+        Returns
+        -------
+        tuple
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, variables, gradients, config: dict, state: dict) -> None:
+        """One update of ``variables`` in place from ``gradients``: the functional form.
+
+        Parameters
+        ----------
+        variables, gradients : nested lists of arrays
+            Same structure and shapes; a container's ``getParameters()`` and
+            ``getGradParameters()`` take the fused path.
+        config : dict
+            The rule's options.
+        state : dict
+            The rule's state, created on the first call (the homework's layout:
+            ``state[key][i]`` per variable index).
+        """
+        vs, gs, fused = _pairs(variables, gradients, cls.name, state)
+        if fused is None:
+            fused = _fused_state(state, cls, variables, gradients, vs, gs)
+        if fused is not None:
+            fused["update"](*cls.scalars(config, state, fused["scalar_type"]))
+            return
+        backend = _backend_of(vs)
+        kernel = getattr(backend.kernels.optim, cls.kernel)
+        for key in cls.state_keys:
+            state.setdefault(key, {})
+        scalars = cls.scalars(config, state, float)  # once per step: a rule may count steps
+        for i, (v, g) in enumerate(zip(vs, gs)):
+            buffers = [_per_var_state(state, key, i, v, backend) for key in cls.state_keys]
+            t = np.dtype(v.dtype).type
+            p = _as_kernel_param(v, backend)
+            kernel(_as_kernel_array(g, v.dtype, backend), p, *buffers, *[t(x) for x in scalars])
+            if p is not v:
+                v[...] = p
+
+    def zero_grad(self) -> None:
+        """Zero the module's gradients (``zeroGradParameters``)."""
+        self.module.zeroGradParameters()
+
+    def step(self) -> None:
+        """One update of the module's parameters from its gradients."""
+        self._update(self.module.getParameters(), self.module.getGradParameters(),
+                     self.config, self.state)
+
+    def state_dict(self) -> dict:
+        """Arrays and scalars of the optimizer state, flat, for checkpoints.
+
+        Returns
+        -------
+        dict
+            ``config`` and each state entry (per-variable dicts as NumPy arrays).
+        """
+        out = {"config": dict(self.config)}
+        for key, val in self.state.items():
+            if key.startswith("_"):
+                continue
+            if isinstance(val, dict):
+                out[key] = {i: np.array(to_numpy(a)) if not isinstance(a, np.ndarray)
+                            else np.array(a) for i, a in val.items()}
+            else:
+                out[key] = val
+        return out
+
+    def load_state_dict(self, sd: dict) -> None:
+        """Restore what ``state_dict`` returned.
+
+        Parameters
+        ----------
+        sd : dict
+        """
+        self.config.update(sd.get("config", {}))
+        self.state = {}
+        for key, val in sd.items():
+            if key == "config":
+                continue
+            self.state[key] = {int(i): np.array(a) for i, a in val.items()} \
+                if isinstance(val, dict) else val
+
+    def __repr__(self):
+        name = type(self).__name__ if self.rule is None else getattr(self.rule, "__name__", "rule")
+        return f"{name}({', '.join(f'{k}={v}' for k, v in self.config.items())})"
+
+
+class SGD(Optimizer):
+    """SGD with momentum, the homework's rule: ``v = momentum * v + learning_rate * g``,
+    then ``param -= v``; ``state['accumulated_grads'][i]`` is v.
+
+    Parameters
+    ----------
+    module : Module
+    learning_rate : float, default 0.01
+    momentum : float, default 0.0
+    """
+
+    defaults = {"learning_rate": 0.01, "momentum": 0.0}
+    state_keys = ("accumulated_grads",)
+    kernel = "sgd_momentum_update"
+    name = "sgd_momentum"
+
+    @classmethod
+    def scalars(cls, config, state, scalar_type):
+        return (scalar_type(_config_value(config, "learning_rate", cls.name)),
+                scalar_type(_config_value(config, "momentum", cls.name, 0.0)))
+
+
+class Adam(Optimizer):
+    """Bias-corrected Adam (the homework's formulation): per-variable ``state['m']``,
+    ``state['v']`` and the step count ``state['t']``.
+
+    Parameters
+    ----------
+    module : Module
+    learning_rate : float, default 1e-3
+    beta1 : float, default 0.9
+    beta2 : float, default 0.999
+    epsilon : float, default 1e-8
+    """
+
+    defaults = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    state_keys = ("m", "v")
+    kernel = "adam_update"
+    name = "adam_optimizer"
+
+    @classmethod
+    def scalars(cls, config, state, scalar_type):
+        lr = _config_value(config, "learning_rate", cls.name)
+        beta1 = _config_value(config, "beta1", cls.name, 0.9)
+        beta2 = _config_value(config, "beta2", cls.name, 0.999)
+        eps = _config_value(config, "epsilon", cls.name, 1e-8)
+        state["t"] = t = state.get("t", 0) + 1
+        lr_t = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+        return scalar_type(lr_t), scalar_type(beta1), scalar_type(beta2), scalar_type(eps)
+
+
 def sgd_momentum(variables: list, gradients: list, config: dict, state: dict) -> None:
     """The homework's SGD with momentum: ``v = momentum * v + learning_rate * g``, then
     ``variable -= v``, for every array, in place.
@@ -197,27 +388,7 @@ def sgd_momentum(variables: list, gradients: list, config: dict, state: dict) ->
     >>> w
     array([0.95, 0.95, 0.95])
     """
-    where = "sgd_momentum"
-    lr = _config_value(config, "learning_rate", where)
-    momentum = _config_value(config, "momentum", where, 0.0)
-    vs, gs, fused = _pairs(variables, gradients, where, state)
-    state.setdefault("accumulated_grads", {})
-    backend = _backend_of(vs)
-    kernel = backend.kernels.optim.sgd_momentum_update
-    if fused is None:
-        fused = _fused_state(state, ("accumulated_grads",), variables, gradients, vs, gs,
-                             backend)
-    if fused is not None:
-        t = np.dtype(fused["P"].dtype).type  # scalars in the buffer's dtype keep the loop in float32
-        kernel(fused["G"], fused["P"], fused["buffers"]["accumulated_grads"], t(lr), t(momentum))
-        return
-    for i, (v, g) in enumerate(zip(vs, gs)):
-        vel = _per_var_state(state, "accumulated_grads", i, v, backend)
-        t = np.dtype(v.dtype).type
-        p = _as_kernel_param(v, backend)
-        kernel(_as_kernel_array(g, v.dtype, backend), p, vel, t(lr), t(momentum))
-        if p is not v:
-            v[...] = p
+    SGD.apply(variables, gradients, config, state)
 
 
 def adam_optimizer(variables: list, gradients: list, config: dict, state: dict) -> None:
@@ -235,109 +406,7 @@ def adam_optimizer(variables: list, gradients: list, config: dict, state: dict) 
         The optimizer's memory, empty at the start and passed again at every step:
         ``m`` and ``v`` (dicts per variable index) and ``t`` (the step count).
     """
-    where = "adam_optimizer"
-    lr = _config_value(config, "learning_rate", where)
-    beta1 = _config_value(config, "beta1", where, 0.9)
-    beta2 = _config_value(config, "beta2", where, 0.999)
-    eps = _config_value(config, "epsilon", where, 1e-8)
-    vs, gs, fused = _pairs(variables, gradients, where, state)
-    state.setdefault("m", {})
-    state.setdefault("v", {})
-    state["t"] = state.get("t", 0) + 1
-    t_step = state["t"]
-    lr_t = lr * math.sqrt(1 - beta2 ** t_step) / (1 - beta1 ** t_step)
-    backend = _backend_of(vs)
-    kernel = backend.kernels.optim.adam_update
-    if fused is None:
-        fused = _fused_state(state, ("m", "v"), variables, gradients, vs, gs, backend)
-    if fused is not None:
-        t = np.dtype(fused["P"].dtype).type
-        kernel(fused["G"], fused["P"], fused["buffers"]["m"], fused["buffers"]["v"],
-               t(lr_t), t(beta1), t(beta2), t(eps))
-        return
-    for i, (v, g) in enumerate(zip(vs, gs)):
-        m_i = _per_var_state(state, "m", i, v, backend)
-        v_i = _per_var_state(state, "v", i, v, backend)
-        t = np.dtype(v.dtype).type
-        p = _as_kernel_param(v, backend)
-        kernel(_as_kernel_array(g, v.dtype, backend), p, m_i, v_i, t(lr_t), t(beta1), t(beta2),
-               t(eps))
-        if p is not v:
-            v[...] = p
-
-
-def _as_kernel_param(v, backend):
-    """The kernels flatten their arrays, which needs C order: a transposed or strided
-    variable is updated through a contiguous copy that the caller writes back."""
-    if backend is CPUBackend and not v.flags.c_contiguous:
-        return np.ascontiguousarray(v)
-    return v
-
-
-def _as_kernel_array(g, dtype, backend):
-    if backend is CPUBackend:
-        return np.ascontiguousarray(g, dtype=dtype)
-    return g
-
-
-class _Optimizer:
-    """Class form: ``opt = SGD(net, learning_rate=0.1); ...; opt.step()``."""
-
-    _rule = None
-    _defaults = {}
-
-    def __init__(self, module, **config):
-        unknown = set(config) - set(self._defaults)
-        if unknown:
-            raise TypeError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; "
-                            f"expected {sorted(self._defaults)}")
-        self.module = module
-        self.config = dict(self._defaults, **config)
-        for key in self.config:  # fail here, not at the first step
-            _config_value(self.config, key, type(self).__name__)
-        self.state = {}
-
-    def zero_grad(self):
-        self.module.zeroGradParameters()
-
-    def step(self):
-        type(self)._rule(self.module.getParameters(), self.module.getGradParameters(),
-                         self.config, self.state)
-
-    def state_dict(self):
-        """Arrays and scalars of the optimizer state, flat, for checkpoints."""
-        out = {"config": dict(self.config)}
-        for key, val in self.state.items():
-            if key.startswith("_"):
-                continue
-            if isinstance(val, dict):
-                out[key] = {i: np.array(to_numpy(a)) if not isinstance(a, np.ndarray)
-                            else np.array(a) for i, a in val.items()}
-            else:
-                out[key] = val
-        return out
-
-    def load_state_dict(self, sd):
-        self.config.update(sd.get("config", {}))
-        self.state = {}
-        for key, val in sd.items():
-            if key == "config":
-                continue
-            self.state[key] = {int(i): np.array(a) for i, a in val.items()} \
-                if isinstance(val, dict) else val
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.config.items())})"
-
-
-class SGD(_Optimizer):
-    _rule = staticmethod(sgd_momentum)
-    _defaults = {"learning_rate": 0.01, "momentum": 0.0}
-
-
-class Adam(_Optimizer):
-    _rule = staticmethod(adam_optimizer)
-    _defaults = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    Adam.apply(variables, gradients, config, state)
 
 
 # ---- learning-rate schedules: callables epoch -> learning rate --------------
@@ -359,9 +428,8 @@ class StepDecay(_Schedule):
 
     def __init__(self, initial_lr, step_size=3, gamma=0.5):
         super().__init__(initial_lr)
-        if int(step_size) <= 0:
-            raise ValueError(f"StepDecay: step_size must be a positive integer, got {step_size!r}")
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size = positive_int(step_size, "StepDecay: step_size")
+        self.gamma = float(gamma)
 
     def __call__(self, epoch):
         return self.initial_lr * self.gamma ** (int(epoch) // self.step_size)

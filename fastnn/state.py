@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .backend import to_numpy
-from .module import Container, Module
+from .module import Module
 
 __all__ = ["state_dict", "load_state_dict", "StateDictError", "LoadResult"]
 
@@ -41,14 +41,11 @@ class StateDictError(ValueError):
     wrong-shape key."""
 
 
-def _entries(module: Module, prefix: str = ""):
+def _entries(module: Module):
     """(key, module, local key, live array or None) for every array, in order."""
-    if isinstance(module, Container):
-        for i, child in enumerate(module.modules):
-            yield from _entries(child, f"{prefix}{i}.")
-    else:
-        for local, array in module.local_state():
-            yield prefix + local, module, local, array
+    for prefix, leaf in module.named_leaves():
+        for local, array in leaf.local_state():
+            yield prefix + local, leaf, local, array
 
 
 def state_dict(module: Module) -> dict:

@@ -169,6 +169,8 @@ def compile_every_kernel(dtypes=(np.float32, np.float64), cc=CC, ptx_out=None):
         idx = np.zeros((2, 2, 3, 2), np.int64)
         pool.maxpool2d_forward(xc, r(2, 2, 3, 2), idx, 2, 2)
         pool.maxpool2d_backward(r(2, 2, 3, 2), r(2, 2, 6, 5), idx, 2, 2)
+        pool.avgpool2d_forward(xc, r(2, 2, 3, 2), 2, 2)
+        pool.avgpool2d_backward(r(2, 2, 3, 2), r(2, 2, 6, 5), 2, 2)
     return len(compiled), failures
 
 

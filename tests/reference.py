@@ -127,6 +127,36 @@ def maxpool2d_backward_reference(gradOutput, indices, input_shape):
     return gi.reshape(input_shape)
 
 
+def avgpool2d_forward_reference(input, kernel_size, stride):
+    """Mean over each k x k window (floor output size, no padding), in float64."""
+    import numpy as np
+
+    x = np.asarray(input, np.float64)
+    n, c, h, w = x.shape
+    k = kernel_size
+    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
+    out = np.zeros((n, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            out[:, :, i, j] = x[:, :, i * stride:i * stride + k, j * stride:j * stride + k] \
+                .mean(axis=(2, 3))
+    return out
+
+
+def avgpool2d_backward_reference(gradOutput, input_shape, kernel_size, stride):
+    """gradInput: each gradOutput value spread evenly over its window."""
+    import numpy as np
+
+    g = np.asarray(gradOutput, np.float64)
+    k = kernel_size
+    gi = np.zeros(input_shape)
+    for i in range(g.shape[2]):
+        for j in range(g.shape[3]):
+            gi[:, :, i * stride:i * stride + k, j * stride:j * stride + k] += \
+                g[:, :, i, j][:, :, None, None] / (k * k)
+    return gi
+
+
 # ---------------------------------------------------------------------------
 # Core library references (float64, plain NumPy, written from the formulas).
 # ---------------------------------------------------------------------------

@@ -71,3 +71,20 @@ def test_backward_uses_the_forward_input(make):
     ref.forward(b)
     g = np.ones((3, 4))
     np.testing.assert_array_equal(m.backward(b, g), ref.backward(b, g))
+
+
+def test_fusion_hooks():
+    from fastnn.kernels import codes
+    assert ReLU().fusion_spec() == (codes.RELU, 0.0)
+    assert LeakyReLU(0.25).fusion_spec() == (codes.LEAKY_RELU, 0.25)
+    assert ELU(0.5).fusion_spec() == (codes.ELU, 0.5)
+    act = ReLU()
+    out = act.fused_output((2, 3))
+    assert out.shape == (2, 3) and act.fused_output((2, 3)) is out  # reused
+    with pytest.raises(RuntimeError, match="ReLU: backward called before forward"):
+        act.fused_backward_buffers(np.zeros((2, 4)), np.zeros((2, 3)), (2, 3))
+    act.forward(np.zeros((2, 3)))
+    g, gi = act.fused_backward_buffers(np.zeros((2, 4)), np.ones((2, 3)), (2, 3))
+    assert g.dtype == np.float32 and gi.shape == (2, 3)
+    with pytest.raises(ValueError, match="gradOutput has shape"):
+        act.fused_backward_buffers(np.zeros((2, 4)), np.ones((2, 5)), (2, 3))

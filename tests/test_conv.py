@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import rand
-from fastnn.conv import Conv2d, Flatten, MaxPool2d
+from fastnn.conv import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from fastnn.gradcheck import gradcheck
 from fastnn.module import Sequential
+from fastnn.nested import flatten as _leaves
 
 
-def _leaves(nested):
-    return [a for x in nested for a in (_leaves(x) if isinstance(x, list) else [x])]
 
 
 # ---- gradcheck (float64) --------------------------------------------------------
@@ -31,6 +30,12 @@ def test_conv2d_gradcheck(k, stride, padding, batch):
 @pytest.mark.parametrize("k", [2, 3])
 def test_maxpool2d_gradcheck(k, stride):
     assert gradcheck(MaxPool2d(k, stride), rand(2, 3, 7, 9, seed=k))
+
+
+@pytest.mark.parametrize("stride", [1, 2, None])
+@pytest.mark.parametrize("k", [2, 3])
+def test_avgpool2d_gradcheck(k, stride):
+    assert gradcheck(AvgPool2d(k, stride), rand(2, 3, 7, 9, seed=k))
 
 
 def test_flatten_gradcheck():
@@ -88,6 +93,21 @@ def test_maxpool2d_matches_torch(k, stride):
     np.testing.assert_allclose(m.backward(x, g), xt.grad.numpy(), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("k,stride", [(2, None), (3, 2), (3, None), (2, 1)])
+def test_avgpool2d_matches_torch(k, stride):
+    torch = pytest.importorskip("torch")
+    x = rand(2, 3, 9, 7).astype(np.float32)
+    m = AvgPool2d(k, stride)
+    ref = torch.nn.AvgPool2d(k, stride)
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = ref(xt)
+    y = m.forward(x)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-6, atol=1e-6)
+    g = rand(*y.shape, seed=2).astype(np.float32)
+    yt.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(m.backward(x, g), xt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
 def test_flatten_matches_torch():
     torch = pytest.importorskip("torch")
     x = rand(2, 3, 4, 5).astype(np.float32)
@@ -107,6 +127,7 @@ def test_conv2d_parameters_and_repr():
     assert m.W.std() > 0.1 * bound
     assert repr(MaxPool2d(2)) == "MaxPool2d 2x2, stride 2"
     assert repr(MaxPool2d(3, 1)) == "MaxPool2d 3x3, stride 1"
+    assert repr(AvgPool2d(3)) == "AvgPool2d 3x3, stride 3"
 
 
 def test_output_shapes():
@@ -117,6 +138,7 @@ def test_output_shapes():
     assert MaxPool2d(2).forward(x).shape == (2, 3, 14, 14)
     assert MaxPool2d(3, 2).forward(rand(1, 1, 7, 9)).shape == (1, 1, 3, 4)
     assert MaxPool2d(2).forward(rand(1, 1, 7, 9)).shape == (1, 1, 3, 4)
+    assert AvgPool2d(3, 2).forward(rand(1, 1, 7, 9)).shape == (1, 1, 3, 4)
     assert Flatten().forward(x).shape == (2, 3 * 28 * 28)
 
 
@@ -162,8 +184,9 @@ def test_flatten_is_a_view_and_backward_restores_shape():
 
 
 @pytest.mark.parametrize("make", [lambda: Conv2d(3, 4, 3), lambda: Conv2d(3, 4, 3, stride=2),
-                                  lambda: MaxPool2d(2), lambda: Flatten()],
-                         ids=["conv", "conv_s2", "pool", "flatten"])
+                                  lambda: MaxPool2d(2), lambda: AvgPool2d(3, 2),
+                                  lambda: Flatten()],
+                         ids=["conv", "conv_s2", "pool", "avgpool", "flatten"])
 def test_noncontiguous_and_non_float_input(make):
     m = make()
     base = np.random.default_rng(0).integers(0, 255, size=(2, 3, 14, 18)).astype(np.uint8)
@@ -230,7 +253,8 @@ def test_errors_for_bad_input():
         Flatten().forward(np.zeros(5))
 
 
-@pytest.mark.parametrize("m", [Conv2d(1, 2, 3), MaxPool2d(2), Flatten()], ids=repr)
+@pytest.mark.parametrize("m", [Conv2d(1, 2, 3), MaxPool2d(2), AvgPool2d(2), Flatten()],
+                         ids=repr)
 def test_backward_before_forward(m):
     with pytest.raises(RuntimeError, match="backward called before forward"):
         m.backward(np.zeros((1, 1, 4, 4)), np.zeros((1, 2, 4, 4)))
@@ -247,16 +271,43 @@ def test_conv2d_constructor_errors(args, kwargs, name):
         Conv2d(*args, **kwargs)
 
 
+@pytest.mark.parametrize("cls", [MaxPool2d, AvgPool2d])
 @pytest.mark.parametrize("args", [(0,), (-2,), (2.0,), ("2",), (2, 0), (2, -1), (2, 1.5), (True,)])
-def test_maxpool2d_constructor_errors(args):
-    with pytest.raises(ValueError, match=r"MaxPool2d\(.*must be a positive integer"):
-        MaxPool2d(*args)
+def test_pool2d_constructor_errors(args, cls):
+    with pytest.raises(ValueError, match=rf"{cls.__name__}\(.*must be a positive integer"):
+        cls(*args)
 
 
 def test_numpy_integer_arguments_accepted():
     m = Conv2d(np.int64(2), np.int32(3), np.int64(3), stride=np.int64(1), padding=np.int64(0))
     assert repr(m) == "Conv2d 2 -> 3, 3x3, stride 1, padding 0"
     assert MaxPool2d(np.int64(2)).stride == 2
+    assert AvgPool2d(np.int64(2)).stride == 2
+
+
+def test_avgpool2d_errors_name_the_module():
+    pool = AvgPool2d(2)
+    with pytest.raises(ValueError, match=r"AvgPool2d 2x2.*expected 4-D input \(N, C, H, W\)"):
+        pool.forward(np.zeros((5, 12)))
+    with pytest.raises(ValueError, match=r"AvgPool2d.*\(1, 3, 1, 8\).*smaller than the 2x2"):
+        pool.forward(np.zeros((1, 3, 1, 8)))
+    pool.forward(np.zeros((1, 3, 4, 4)))
+    with pytest.raises(ValueError, match="does not match the last forward"):
+        pool.backward(np.zeros((1, 3, 6, 6)), np.zeros((1, 3, 3, 3)))
+    with pytest.raises(ValueError, match="gradOutput has shape"):
+        pool.backward(np.zeros((1, 3, 4, 4)), np.zeros((1, 3, 3, 3)))
+
+
+def test_avgpool2d_split_batch_equals_one_call():
+    # a batch big enough to split over fastnn's threads gives the one-call result
+    x = rand(64, 4, 16, 16).astype(np.float32)
+    g = rand(64, 4, 8, 8, seed=1).astype(np.float32)
+    m = AvgPool2d(2)
+    out, gi = m.forward(x).copy(), m.backward(x, g).copy()
+    for i in range(0, 64, 16):
+        part = AvgPool2d(2)
+        np.testing.assert_array_equal(out[i:i + 16], part.forward(x[i:i + 16]))
+        np.testing.assert_array_equal(gi[i:i + 16], part.backward(x[i:i + 16], g[i:i + 16]))
 
 
 # ---- Conv2d + activation, fused in a Sequential -----------------------------------

@@ -32,14 +32,14 @@ def test_state_dict_round_trip_through_the_device():
     cpu.forward(x)
     gpu = bn_net(2).cuda()
     gpu.forward(x)
-    flat = gpu.flatten_parameters()["params"]
+    flat = gpu.flatten_parameters().params
     gpu.load_state_dict(cpu.state_dict())
     assert is_cuda_object(gpu.modules[0].W)
     sd = gpu.state_dict()
     assert all(type(v) is np.ndarray for v in sd.values())
     for k, v in cpu.state_dict().items():
         np.testing.assert_array_equal(sd[k], v, err_msg=k)
-    assert gpu.flatten_parameters()["params"] is flat  # copied into the device buffer
+    assert gpu.flatten_parameters().params is flat  # copied into the device buffer
     cpu.evaluate(), gpu.evaluate()
     np.testing.assert_allclose(nn.to_numpy(gpu.forward(x)), cpu.forward(x), rtol=1e-5,
                                atol=1e-6)

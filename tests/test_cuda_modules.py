@@ -24,6 +24,7 @@ from fastnn import (BatchNormalization, ChannelwiseScaling, ClassNLLCriterion,  
                     sgd_momentum, to_numpy)
 from fastnn.backend import is_cuda_object  # noqa: E402
 from fastnn.device_loss import DeviceLoss  # noqa: E402
+from fastnn.nested import flatten as flat_list  # noqa: E402
 
 pytestmark = pytest.mark.cudasim
 
@@ -34,13 +35,6 @@ TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-9, atol=
 def _launch_config():
     with small_launch_config() as config:
         yield config
-
-
-def flat_list(nested):
-    out = []
-    for item in nested:
-        out.extend(flat_list(item) if isinstance(item, list) else [item])
-    return out
 
 
 def assert_close(gpu, cpu, dtype, what):
@@ -86,9 +80,9 @@ def test_flat_parameter_buffer_lives_on_the_gpu():
     params = flat_list(net.getParameters())
     flat = net.flatten_parameters()
     total = sum(int(np.prod(p.shape)) for p in params)
-    assert is_cuda_object(flat["params"]) and flat["params"].shape == (total,)
+    assert is_cuda_object(flat.params) and flat.params.shape == (total,)
     values = np.arange(total, dtype=np.float32)
-    flat["params"].copy_to_device(values)  # the leaves' arrays are views of the flat buffer
+    flat.params.copy_to_device(values)  # the leaves' arrays are views of the flat buffer
     off = 0
     for p in flat_list(net.getParameters()):
         n = int(np.prod(p.shape))
@@ -161,17 +155,19 @@ def test_training_matches_cpu(make, opt, dtype):
     assert all(is_cuda_object(v) for key in ("accumulated_grads", "m", "v")
                for v in gpu_state.get(key, {}).values())
     for cm, gm in zip(cpu_net.modules, gpu_net.modules):
-        for name in cm._state_names:  # BatchNormalization's moving statistics
+        for name in cm.state_names:  # BatchNormalization's moving statistics
             assert_close(getattr(gm, name), getattr(cm, name), dtype, name)
     gpu_net.cpu()
     for a, b in zip(flat_list(gpu_net.getParameters()), flat_list(cpu_net.getParameters())):
         assert_close(a, b, dtype, "after .cpu()")
 
 
-def test_small_cnn_matches_cpu():
-    from fastnn import Conv2d, Flatten, MaxPool2d
+@pytest.mark.parametrize("pool", ["MaxPool2d", "AvgPool2d"])
+def test_small_cnn_matches_cpu(pool):
+    from fastnn import Conv2d, Flatten
     fastnn.manual_seed(7)
-    cpu_net = Sequential(Conv2d(1, 2, 3), ReLU(), MaxPool2d(2), Flatten(), Linear(18, 3)).double()
+    cpu_net = Sequential(Conv2d(1, 2, 3), ReLU(), getattr(fastnn, pool)(2), Flatten(),
+                         Linear(18, 3)).double()
     gpu_net = copy.deepcopy(cpu_net).cuda()
     x = np.random.default_rng(8).standard_normal((2, 1, 6, 6))
     y = np.array([0, 2])

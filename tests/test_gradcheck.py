@@ -9,6 +9,7 @@ from fastnn import (ELU, BatchMeanSubtraction, BatchNormalization, ChannelwiseSc
                     LeakyReLU, Linear, LogSoftMax, MSECriterion, ReLU, Sequential, Sigmoid,
                     SoftMax, SoftPlus, Tanh, gradcheck, gradcheck_criterion)
 from fastnn.gradcheck import GradcheckError
+from fastnn.nested import flatten as _flat
 from reference import softmax_ref
 
 
@@ -74,13 +75,6 @@ def test_gradcheck_modules(name, shape):
     for a, b in zip(_flat(m.getParameters()), before):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == np.float32
-
-
-def _flat(nested):
-    out = []
-    for item in nested:
-        out.extend(_flat(item) if isinstance(item, list) else [item])
-    return out
 
 
 def probs(shape, seed=0):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from fastnn.kernels.cpu import pool as K
-from reference import maxpool2d_backward_reference, maxpool2d_forward_reference
+from reference import (avgpool2d_backward_reference, avgpool2d_forward_reference,
+                       maxpool2d_backward_reference, maxpool2d_forward_reference)
 
 # (N, C, H, W, k, stride)
 GEOMETRIES = [
@@ -93,3 +94,30 @@ def test_random_nans_match_reference(k, s):
     ref_out, ref_idx = maxpool2d_forward_reference(x, k, s)
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(idx, ref_idx)
+
+
+# ---- average pooling ---------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geom", GEOMETRIES)
+def test_avgpool_matches_reference(geom, dtype):
+    n, c, h, w, k, s = geom
+    rng = np.random.default_rng(sum(geom))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    shape = (n, c, (h - k) // s + 1, (w - k) // s + 1)
+    out = np.full(shape, np.nan, dtype)
+    K.avgpool2d_forward(x, out, k, s)
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(out, avgpool2d_forward_reference(x, k, s), **tol)
+    g = rng.standard_normal(shape).astype(dtype)
+    gi = np.full(x.shape, np.nan, dtype)  # must be zeroed by the kernel
+    K.avgpool2d_backward(g, gi, k, s)
+    np.testing.assert_allclose(gi, avgpool2d_backward_reference(g, x.shape, k, s), **tol)
+
+
+def test_avgpool_nan_stays_in_its_windows():
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 0] = np.nan
+    out = np.empty((1, 1, 2, 2), np.float32)
+    K.avgpool2d_forward(x, out, 2, 2)
+    assert np.isnan(out[0, 0, 0, 0]) and np.isfinite(out[0, 0].ravel()[1:]).all()
+    assert out[0, 0, 1, 1] == (10 + 11 + 14 + 15) / 4

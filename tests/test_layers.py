@@ -254,3 +254,16 @@ def test_old_pickles_with_stored_sizes_still_load():
     old.__setstate__(state)
     assert old.n_in == 4 and old.forward(np.ones((1, 4))).shape == (1, 2)
     assert pickle.loads(pickle.dumps(old)).n_out == 2
+
+
+def test_assigning_none_forgets_the_moving_statistics():
+    bn = BatchNormalization(0.5)
+    assert bn.state_names == ("moving_mean", "moving_variance") and bn.parameter_names == ()
+    bn.forward(np.arange(6.0).reshape(3, 2))
+    bn.moving_mean = None
+    bn.moving_variance = None
+    assert bn.moving_mean is None and bn.moving_variance is None
+    bn.forward(np.zeros((2, 3)))  # started afresh, now with 3 features
+    assert bn.moving_mean.shape == (3,)
+    with pytest.raises(ValueError, match="cannot assign"):
+        bn.moving_mean = np.zeros(4)

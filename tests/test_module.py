@@ -11,6 +11,7 @@ import fastnn
 from conftest import rand
 from fastnn import (ELU, BatchNormalization, ChannelwiseScaling, Dropout, LeakyReLU, Linear,
                     LogSoftMax, ReLU, Sequential, Sigmoid, SoftMax, SoftPlus, Tanh)
+from fastnn.nested import flatten as _flat
 
 
 def linear(n_in, n_out, seed=0, dtype=np.float64):
@@ -98,13 +99,6 @@ def test_lazy_zero_in_a_container_and_fused_path():
     net.backward(x, g)
     for a, b in zip(_flat(net.getGradParameters()), first):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-
-
-def _flat(nested):
-    out = []
-    for item in nested:
-        out.extend(_flat(item) if isinstance(item, list) else [item])
-    return out
 
 
 def test_getParameters_returns_live_arrays():
@@ -621,3 +615,43 @@ def test_getParameters_calls_a_subclass_override_each_time():
     net.getParameters()
     net.getParameters()
     assert Counting.calls >= 2
+
+
+def test_param_grad_parts_take_the_parameter_names():
+    class Three(fastnn.Module):
+        _param_names = ("A", "B", "C")
+        _grad_names = ("gradA", "gradB", "gradC")
+        gradA = fastnn.module.GradientSlot()
+        gradB = fastnn.module.GradientSlot()
+        gradC = fastnn.module.GradientSlot()
+
+        def __init__(self):
+            super().__init__()
+            for p, shape in zip(self._param_names, [(2,), (3, 1), (4,)]):
+                setattr(self, p, np.zeros(shape, np.float32))
+                setattr(self, "grad" + p, np.ones(shape, np.float32))
+
+    m = Three()
+    parts = m._param_grad_parts(3, ("C", "A"))
+    assert [tuple(a.shape) for a in parts[0][:2]] == [(4,), (2,)] and parts[0][2] is True
+    assert parts[0][0] is m.gradC and parts[0][1] is m.gradA
+    assert all(p[2] is False and p[0].shape == (4,) and p[1].shape == (2,) for p in parts[1:])
+    for i, p in enumerate(parts[1:], 1):
+        p[0][...] = i
+        p[1][...] = 10 * i
+    m._sum_param_grad_parts(parts)
+    np.testing.assert_array_equal(m.gradC, 1 + 1 + 2)
+    np.testing.assert_array_equal(m.gradA, 1 + 10 + 20)
+    np.testing.assert_array_equal(m.gradB, 1)  # not asked for: untouched
+
+
+def test_named_leaves_and_listModules_walk_the_tree():
+    inner = Sequential(Linear(3, 3), ReLU())
+    net = Sequential(Linear(2, 3), inner, Sequential(Sequential(Tanh())))
+    named = net.named_leaves()
+    assert [p for p, _ in named] == ["0.", "1.0.", "1.1.", "2.0.0."]
+    assert [m for _, m in named] == net.leaves()
+    assert net.listModules() == [net, net[0], inner, inner[0], inner[1], net[2], net[2][0],
+                                 net[2][0][0]]
+    lone = Linear(2, 2)
+    assert lone.named_leaves() == [("", lone)] and lone.listModules() == [lone]

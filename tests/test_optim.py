@@ -8,17 +8,11 @@ import pytest
 import fastnn
 from fastnn import ChannelwiseScaling, Linear, ReLU, Sequential, adam_optimizer, sgd_momentum
 from fastnn.optim import SGD, Adam, CosineDecay, ExponentialDecay, StepDecay, step_decay
+from fastnn.nested import flatten as _flat
 from reference import adam_ref, sgd_momentum_ref
 
 SGD_CFG = {"learning_rate": 0.05, "momentum": 0.9}
 ADAM_CFG = {"learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
-
-
-def _flat(nested):
-    out = []
-    for item in nested:
-        out.extend(_flat(item) if isinstance(item, (list, tuple)) else [item])
-    return out
 
 
 def make_net(dtype):
@@ -242,3 +236,43 @@ def test_non_finite_config_is_refused(bad):
     with pytest.raises((ValueError, TypeError), match="momentum"):
         fastnn.optim.SGD(fastnn.Linear(2, 2), momentum=bad)
     np.testing.assert_array_equal(W, 1)
+
+
+# ---- the base class: one place decides fused or per-array ----------------------------------
+def test_per_array_adam_counts_one_step_whatever_the_dtypes():
+    variables = [np.zeros(3, np.float32), np.zeros(2, np.float64)]
+    grads = [np.ones(3, np.float32), np.ones(2, np.float64)]
+    state = {}
+    adam_optimizer(variables, grads, ADAM_CFG, state)
+    assert state["t"] == 1
+    for v in variables:  # the first bias-corrected step moves by about the learning rate
+        np.testing.assert_allclose(v, -0.01, rtol=1e-5)
+
+
+def test_base_class_runs_a_rule_function():
+    net = make_net(np.float64)
+    calls = []
+
+    def rule(variables, gradients, config, state):
+        calls.append((config["learning_rate"], len(_flat(variables))))
+        state["n"] = state.get("n", 0) + 1
+
+    opt = fastnn.optim.Optimizer(net, rule=rule, learning_rate=0.5, anything=1)
+    opt.step()
+    opt.step()
+    assert calls == [(0.5, 6), (0.5, 6)] and opt.state == {"n": 2}
+    assert repr(opt).startswith("rule(")
+    with pytest.raises(TypeError, match="rule function"):
+        fastnn.optim.Optimizer(net)
+
+
+def test_functional_forms_are_the_class_rules():
+    net, twin = make_net(np.float32), make_net(np.float32)
+    fill_grads(net.getGradParameters(), 0)
+    fill_grads(twin.getGradParameters(), 0)
+    s1, s2 = {}, {}
+    Adam.apply(net.getParameters(), net.getGradParameters(), ADAM_CFG, s1)
+    adam_optimizer(twin.getParameters(), twin.getGradParameters(), ADAM_CFG, s2)
+    for a, b in zip(_flat(net.getParameters()), _flat(twin.getParameters())):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(s1) == sorted(s2) == ["_fused", "m", "t", "v"]

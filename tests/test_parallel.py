@@ -8,6 +8,7 @@ import fastnn
 from fastnn import (Conv2d, CrossEntropyCriterion, Flatten, Linear, LogSoftMax, MaxPool2d,
                     ReLU, Sequential)
 from fastnn._runtime import parallel as _parallel
+from fastnn.nested import flatten
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def run_step(net, x, y):
     out = net.forward(x).copy()
     crit.forward(out, y)
     gi = net.backward(x, crit.backward(out, y)).copy()
-    return out, gi, [g.copy() for g in fastnn.optim._flatten(net.getGradParameters())]
+    return out, gi, [g.copy() for g in flatten(net.getGradParameters())]
 
 
 @pytest.mark.parametrize("n_threads", [2, 3])
@@ -43,7 +44,7 @@ def test_split_matches_one_thread(threads, n_threads, dtype):
     threads(n_threads)
     net = small_cnn().type(dtype)
     got = run_step(net, x, y)
-    assert all(m._split_batch for m in net.modules if isinstance(m, Linear))
+    assert all(m.split_batch for m in net.modules if isinstance(m, Linear))
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(got[0], ref[0], **tol)
     np.testing.assert_allclose(got[1], ref[1], **tol)
@@ -66,7 +67,7 @@ def test_split_results_do_not_depend_on_timing(threads):
 def test_an_mlp_leaves_its_gemms_to_blas():
     net = Sequential(Linear(4, 3), ReLU(), Linear(3, 2), LogSoftMax())
     net.forward(np.zeros((2, 4), np.float32))
-    assert not any(m._split_batch for m in net.modules if isinstance(m, Linear))
+    assert not any(m.split_batch for m in net.modules if isinstance(m, Linear))
 
 
 def test_a_part_error_is_raised_and_blas_restored(threads):

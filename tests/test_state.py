@@ -37,7 +37,7 @@ def test_round_trip_into_a_fresh_net_copies_into_the_flat_buffers():
     x = np.random.default_rng(0).normal(size=(8, 6)).astype(np.float32)
     src.forward(x)
     dst = bn_net(seed=2)
-    flat = dst.flatten_parameters()["params"]
+    flat = dst.flatten_parameters().params
     w_view = dst.modules[0].W
     assert dst.load_state_dict(src.state_dict()) == ([], [])
     assert dst.modules[0].W is w_view  # copied into, not rebound

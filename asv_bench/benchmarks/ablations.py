@@ -231,7 +231,7 @@ class LinearSplit:
         self.t = mlp_trainer(batch)
         for m in self.t.net.leaves():
             if isinstance(m, Linear):
-                m.__dict__["_split_batch"] = linear == "split"
+                m.split_batch = linear == "split"
         self.t.step()
 
     def time_step(self, batch, linear):

@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from . import parallel as _parallel
+from .checks import positive_int
 
 if TYPE_CHECKING:
     from threadpoolctl import threadpool_limits
@@ -33,6 +34,7 @@ def set_num_threads(n: int) -> "threadpool_limits":
     threadpoolctl.threadpool_limits
         The limiter; its ``restore_original_limits()`` restores the BLAS pools.
     """
+    n = positive_int(n, "set_num_threads: n")
     _CHOSEN["by_user"] = True
     return apply_threads(n)
 
@@ -54,6 +56,10 @@ def apply_threads(n):
 def configure_from_env():
     n = os.environ.get("FASTNN_NUM_THREADS")
     if n:
-        set_num_threads(int(n))
+        try:
+            value = int(n)
+        except ValueError:
+            value = n
+        set_num_threads(positive_int(value, "environment variable FASTNN_NUM_THREADS"))
     else:
         _parallel.set_threads(_parallel.usable_cpus())

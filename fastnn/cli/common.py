@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels._files import atomic_write
+from ..nested import flatten
 
 
 EXIT_USAGE = 2
@@ -117,13 +118,7 @@ def _write_json(path, obj):
 
 
 def _count_params(net):
-    return int(sum(np.size(p) for p in _flat_list(net.getParameters())))
-
-
-def _flat_list(nested):
-    if isinstance(nested, (list, tuple)):
-        return [a for item in nested for a in _flat_list(item)]
-    return [nested]
+    return int(sum(np.size(p) for p in flatten(net.getParameters())))
 
 
 def _pick(value, default):

@@ -3,6 +3,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from .._runtime.checks import positive_int
+
 
 def _check_xy(X, y):
     if y is not None and len(X) != len(y):
@@ -42,9 +44,7 @@ def iterate_minibatches(X: np.ndarray, y: "np.ndarray | None", batch_size: int,
     [[0, 1], [2, 3], [4]]
     """
     _check_xy(X, y)
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    batch_size = int(batch_size)
+    batch_size = positive_int(batch_size, "batch_size")
     n = len(X)
     order = np.random.default_rng(seed).permutation(n) if shuffle else None
     for start in range(0, n, batch_size):

@@ -95,7 +95,7 @@ def restore_optimizer_state(optimizer, sd):
 def params_finite(net):
     """True when every parameter and moving statistic of ``net`` is finite."""
     for _, m, _, name in module_arrays(net):
-        a = m.__dict__.get(name)
+        a = getattr(m, name)
         if a is not None and not np.isfinite(host(a)).all():
             return False
     return True

@@ -34,9 +34,9 @@ def module_arrays(net):
     statistic ('state') of the network, in a fixed order."""
     out = []
     for i, m in enumerate(net.leaves()):
-        for n in m._param_names:
+        for n in m.parameter_names:
             out.append((i, m, "param", n))
-        for n in m._state_names:
+        for n in m.state_names:
             out.append((i, m, "state", n))
     return out
 
@@ -49,7 +49,7 @@ def host(a):
 def set_array(m, name, value):
     """Write ``value`` into a module's parameter/state: into the existing array (views
     into the flat buffer stay views) or, when it is still None, as a new array."""
-    current = m.__dict__.get(name)
+    current = getattr(m, name)
     if current is None:
         setattr(m, name, m.backend.to_device(np.array(value, dtype=m.dtype), m.dtype))
     else:
@@ -69,7 +69,7 @@ class Snapshot:
 
     def take(self, net):
         for i, m, kind, name in module_arrays(net):
-            live = m.__dict__.get(name)
+            live = getattr(m, name)
             key = (i, name)
             if live is None:
                 self._copies[key] = None
@@ -88,15 +88,15 @@ class Snapshot:
         for i, m, kind, name in module_arrays(net):
             saved = self._copies.get((i, name))
             if saved is None:
-                if kind == "state" and m.__dict__.get(name) is not None:
-                    m._rebind(name, None)
+                if kind == "state" and getattr(m, name) is not None:
+                    setattr(m, name, None)
                 continue
             set_array(m, name, saved)
 
     def equals(self, net):
         for i, m, kind, name in module_arrays(net):
             saved = self._copies.get((i, name))
-            live = m.__dict__.get(name)
+            live = getattr(m, name)
             if (saved is None) != (live is None):
                 return False
             if saved is not None and not np.array_equal(saved, host(live)):
@@ -150,7 +150,7 @@ def save_checkpoint(path: "str | os.PathLike", net: "Module", optimizer: object 
     """Write a training checkpoint to ``path`` as ``.npz``, atomically (a crash leaves the
     old file or the new one, never half of one).
 
-    It holds ``net``'s parameters and moving statistics (each module's ``_state_names``,
+    It holds ``net``'s parameters and moving statistics (each module's ``state_names``,
     e.g. BatchNormalization's ``moving_mean``/``moving_variance``), the optimizer's state,
     ``epoch``, fastnn's initialisation RNG state and ``extra``.
 
@@ -174,7 +174,7 @@ def save_checkpoint(path: "str | os.PathLike", net: "Module", optimizer: object 
     out = {}
     modules = []
     for i, m in enumerate(net.leaves()):
-        shapes = {n: list(np.shape(m.__dict__[n])) for n in m._param_names}
+        shapes = {n: list(np.shape(getattr(m, n))) for n in m.parameter_names}
         modules.append([type(m).__name__, shapes])
     for key, a in net.state_dict().items():
         out["model/" + key] = a
@@ -314,8 +314,8 @@ def _load_positional(path, meta, arrays, net):
         if tname != type(m).__name__:
             raise ValueError(f"{path}: module #{i} is {tname} in the checkpoint but "
                              f"{type(m).__name__} in the network")
-        for n in m._param_names:
-            have = list(np.shape(m.__dict__[n]))
+        for n in m.parameter_names:
+            have = list(np.shape(getattr(m, n)))
             if shapes.get(n) != have:
                 raise ValueError(f"{path}: module #{i} ({m!r}): {n} has shape {shapes.get(n)} "
                                  f"in the checkpoint, {have} in the network")

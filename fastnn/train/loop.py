@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from .._runtime.checks import positive_int
 from .._runtime.threads import chosen_by_user
 from ..backend import CPUBackend
 from ..device_loss import DeviceLoss
@@ -165,10 +166,8 @@ def _check_arguments(net, X, y, batch_size, metric, X_val, y_val, monitor, early
         raise ValueError("fit: no training samples")
     if y is not None and len(y) != n:
         raise ValueError(f"fit: X has {n} samples but y has {len(y)}")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"fit: epochs must be an integer >= 0, got {epochs!r}")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
+    positive_int(epochs, "fit: epochs", 0)
+    batch_size = positive_int(batch_size, "fit: batch_size")
     if metric not in ("accuracy", None):
         raise ValueError(f"fit: metric must be 'accuracy' or None, got {metric!r}")
     if y is None:
@@ -182,9 +181,7 @@ def _check_arguments(net, X, y, batch_size, metric, X_val, y_val, monitor, early
         raise ValueError(f"fit: monitor must be 'val_accuracy', 'val_loss' or 'train_loss', "
                          f"got {monitor!r}")
     if early_stopping is not None:
-        if int(early_stopping) < 1:
-            raise ValueError(f"fit: early_stopping is a patience in epochs (>= 1), got "
-                             f"{early_stopping!r}")
+        positive_int(early_stopping, "fit: early_stopping (a patience in epochs)")
         if monitor.startswith("val") and not has_val:
             raise ValueError("fit: early_stopping needs validation data (X_val, y_val)")
     if restore_best is None:

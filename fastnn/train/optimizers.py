@@ -1,35 +1,22 @@
 """The optimizer ``fit`` steps, built from what the caller passed."""
-
-
-class _RuleOptimizer:
-    """A functional optimizer (``sgd_momentum``, ``adam_optimizer`` or any function with
-    their signature) with the class interface ``fit`` uses."""
-
-    def __init__(self, module, rule, config):
-        from ..optim import _Optimizer
-        self._base = _Optimizer
-        self.module = module
-        self.rule = rule
-        self.config = dict(config)
-        self.state = {}
-
-    def step(self):
-        self.rule(self.module.getParameters(), self.module.getGradParameters(), self.config,
-                  self.state)
-
-    def state_dict(self):
-        return self._base.state_dict(self)
-
-    def load_state_dict(self, sd):
-        return self._base.load_state_dict(self, sd)
-
-    def __repr__(self):
-        return f"{getattr(self.rule, '__name__', 'rule')}({self.config})"
+from .. import optim
 
 
 def make_optimizer(net, optimizer, config):
-    """The optimizer object ``fit`` steps: from a name, an object or a function."""
-    from .. import optim
+    """The optimizer object ``fit`` steps: from a name, an object or a function.
+
+    Parameters
+    ----------
+    net : Module
+    optimizer : str or Optimizer or callable
+        ``'sgd'``/``'adam'``, an optimizer object (its config is updated with
+        ``config``), or a function with the homework signature (``sgd_momentum``, ...).
+    config : dict or None
+
+    Returns
+    -------
+    fastnn.optim.Optimizer or the object given
+    """
     if isinstance(optimizer, str):
         name = optimizer.lower()
         if name in ("sgd", "sgd_momentum"):
@@ -51,6 +38,8 @@ def make_optimizer(net, optimizer, config):
     if callable(optimizer):
         if config is None or "learning_rate" not in config:
             raise ValueError("fit: a functional optimizer needs config={'learning_rate': ...}")
-        return _RuleOptimizer(net, optimizer, config)
+        opt = optim.Optimizer(net, rule=optimizer)
+        opt.config.update(config)
+        return opt
     raise TypeError(f"fit: optimizer must be 'sgd', 'adam', an optimizer object or a "
                     f"function, got {type(optimizer).__name__}")

@@ -8,6 +8,9 @@ from ._jit import njit
 from ..codes import NONE, RELU, LEAKY_RELU, ELU, SOFTPLUS, SIGMOID, TANH  # noqa: F401
 
 
+# Twin of kernels/cuda/activation.py's device functions, not shared with it: the GPU's
+# constants are typed like z (float32 math, no f64 instructions), these keep Numba's
+# float64 literals so the CPU's results stay as they are.
 @njit(cache=True, nogil=True, inline="always")
 def _sigmoid(z):
     if z >= 0:

@@ -1,4 +1,4 @@
-"""2-D max pooling (NCHW, square windows, no padding, floor output size).
+"""2-D max and average pooling (NCHW, square windows, no padding, floor output size).
 
 ``indices`` holds, for every output element, the flat index ih * W + iw of the
 arg-max inside its (H, W) input plane (torch's convention). Ties go to the first
@@ -116,3 +116,55 @@ def maxpool2d_backward(gradOutput, gradInput, indices, kernel_size, stride):
             for oh in range(Ho):
                 for ow in range(Wo):
                     gi[idx[oh, ow]] += g[oh, ow]
+
+
+@njit(cache=True, nogil=True)
+def avgpool2d_forward(input, output, kernel_size, stride):
+    """output[n, c, oh, ow] = mean of input[n, c, oh*s : oh*s+k, ow*s : ow*s+k]: the
+    window summed in row-major order in the input's dtype, then divided by k * k."""
+    N, C, H, W = input.shape
+    Ho = output.shape[2]
+    Wo = output.shape[3]
+    k = kernel_size
+    area = k * k
+    for n in range(N):
+        for c in range(C):
+            plane = input[n, c]
+            out = output[n, c]
+            for oh in range(Ho):
+                h0 = oh * stride
+                for ow in range(Wo):
+                    w0 = ow * stride
+                    acc = plane[h0, w0]  # the first tap: the sum keeps the input's dtype
+                    for dj in range(1, k):
+                        acc += plane[h0, w0 + dj]
+                    for di in range(1, k):
+                        row = plane[h0 + di]
+                        for dj in range(k):
+                            acc += row[w0 + dj]
+                    out[oh, ow] = acc / area
+
+
+@njit(cache=True, nogil=True)
+def avgpool2d_backward(gradOutput, gradInput, kernel_size, stride):
+    """gradInput = 0, then each gradOutput[n, c, oh, ow] / (k * k) added to every
+    element of its window (overlapping windows accumulate, in (oh, ow) order)."""
+    N, C, H, W = gradInput.shape
+    Ho = gradOutput.shape[2]
+    Wo = gradOutput.shape[3]
+    k = kernel_size
+    area = k * k
+    gradInput[...] = 0.0
+    for n in range(N):
+        for c in range(C):
+            gi = gradInput[n, c]
+            g = gradOutput[n, c]
+            for oh in range(Ho):
+                h0 = oh * stride
+                for ow in range(Wo):
+                    w0 = ow * stride
+                    v = g[oh, ow] / area
+                    for di in range(k):
+                        row = gi[h0 + di]
+                        for dj in range(k):
+                            row[w0 + dj] += v

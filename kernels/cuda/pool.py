@@ -106,3 +106,88 @@ def maxpool2d_backward(gradOutput, gradInput, indices, kernel_size, stride):
     _backward[blocks, tpb](gradOutput, gradInput, indices,
                            *_ints(gradInput.size, kernel_size, stride, C, H, W,
                                   gradOutput.shape[2], gradOutput.shape[3]))
+
+
+# ---- average pooling: twin of the CPU's avgpool2d_*, backward a gather as above ----
+@cuda.jit(cache=True)
+def _avg_forward(x, out, k, stride, C, H, W, Ho, Wo):
+    HoWo = index_like(Wo, Ho * Wo)
+    area = like(x, k * k)
+    e = cuda.grid(1)
+    while e < out.size:
+        u = index_like(Wo, e)
+        nc = u // HoWo
+        r = index_like(Wo, u - nc * HoWo)
+        oh = r // Wo
+        ow = r - oh * Wo
+        n = nc // C
+        c = nc - n * C
+        h0 = oh * stride
+        w0 = ow * stride
+        acc = x[n, c, h0, w0]  # the CPU twin's order: row-major, from the first tap
+        for dj in range(1, k):
+            acc += x[n, c, h0, w0 + dj]
+        for di in range(1, k):
+            for dj in range(k):
+                acc += x[n, c, h0 + di, w0 + dj]
+        out[n, c, oh, ow] = acc / area
+        e += cuda.gridsize(1)
+
+
+@cuda.jit(cache=True)
+def _avg_backward(go, gi, k, stride, C, H, W, Ho, Wo):
+    HW = index_like(W, H * W)
+    zero = index_like(W, 0)
+    one = index_like(W, 1)
+    area = like(gi, k * k)
+    e = cuda.grid(1)
+    while e < gi.size:
+        u = index_like(W, e)
+        nc = u // HW
+        pos = index_like(W, u - nc * HW)
+        ih = pos // W
+        iw = index_like(W, pos - ih * W)
+        n = nc // C
+        c = nc - n * C
+        # the windows that hold (ih, iw), as in _backward
+        oh_lo = zero
+        if ih >= k:
+            oh_lo = index_like(W, ih - k) // stride + one
+        oh_hi = ih // stride
+        if oh_hi >= Ho:
+            oh_hi = Ho - one
+        ow_lo = zero
+        if iw >= k:
+            ow_lo = index_like(W, iw - k) // stride + one
+        ow_hi = iw // stride
+        if ow_hi >= Wo:
+            ow_hi = Wo - one
+        acc = like(gi, 0.0)
+        for oh in range(oh_lo, oh_hi + one):
+            for ow in range(ow_lo, ow_hi + one):
+                acc += go[n, c, oh, ow] / area
+        gi[n, c, ih, iw] = acc
+        e += cuda.gridsize(1)
+
+
+def avgpool2d_forward(input, output, kernel_size, stride):
+    """output[n, c, oh, ow] = mean of input[n, c, oh*s : oh*s+k, ow*s : ow*s+k]."""
+    if output.size == 0:
+        return
+    blocks, tpb = config.grid_1d(output.size)
+    N, C, H, W = input.shape
+    _avg_forward[blocks, tpb](input, output,
+                              *_ints(input.size, kernel_size, stride, C, H, W,
+                                     output.shape[2], output.shape[3]))
+
+
+def avgpool2d_backward(gradOutput, gradInput, kernel_size, stride):
+    """gradInput[n, c, ih, iw] = sum over the windows that hold it of
+    gradOutput / (k * k): a gather, so no atomics."""
+    if gradInput.size == 0:
+        return
+    blocks, tpb = config.grid_1d(gradInput.size)
+    N, C, H, W = gradInput.shape
+    _avg_backward[blocks, tpb](gradOutput, gradInput,
+                               *_ints(gradInput.size, kernel_size, stride, C, H, W,
+                                      gradOutput.shape[2], gradOutput.shape[3]))
