@@ -11,9 +11,9 @@ from ._runtime.threads import set_num_threads
 from ._runtime.rng import manual_seed
 from .backend import cuda_available, to_numpy
 from .module import Module, Container, Sequential, lazy_zero_grad
-from .layers import (Linear, Dropout, BatchNormalization, ChannelwiseScaling,
-                     BatchMeanSubtraction)
-from .activations import ReLU, LeakyReLU, ELU, SoftPlus, Sigmoid, Tanh, SoftMax, LogSoftMax
+# the layer files' own __all__: a new layer there is exported without an edit here
+from .layers import *  # noqa: F401,F403  (Linear, Dropout, BatchNormalization, ...)
+from .activations import *  # noqa: F401,F403  (ReLU, ..., SoftMax, LogSoftMax)
 from .criterions import (Criterion, MSECriterion, ClassNLLCriterion, ClassNLLCriterionUnstable,
                          CrossEntropyCriterion)
 from .optim import sgd_momentum, adam_optimizer
@@ -22,7 +22,8 @@ from . import optim
 from .train import (fit, History, TrainingDiverged, save_checkpoint, load_checkpoint,
                        save_parameters, load_parameters)
 
-from .conv import Conv2d, MaxPool2d, AvgPool2d, Flatten
+from .conv import *  # noqa: F401,F403  (Conv2d, MaxPool2d, AvgPool2d, Flatten)
+from . import layers as _layers, activations as _activations, conv as _conv
 from .state import StateDictError
 from .torch_interop import from_torch, to_torch, UnsupportedLayerError
 from . import onnx  # fastnn.onnx.export; the onnx package is imported inside it
@@ -31,9 +32,7 @@ from ._version import __version__
 
 __all__ = [
     "Module", "Container", "Sequential",
-    "Linear", "Dropout", "BatchNormalization", "ChannelwiseScaling", "BatchMeanSubtraction",
-    "ReLU", "LeakyReLU", "ELU", "SoftPlus", "Sigmoid", "Tanh", "SoftMax", "LogSoftMax",
-    "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
+    *_layers.__all__, *_activations.__all__, *_conv.__all__,
     "Criterion", "MSECriterion", "ClassNLLCriterion", "ClassNLLCriterionUnstable",
     "CrossEntropyCriterion",
     "sgd_momentum", "adam_optimizer",

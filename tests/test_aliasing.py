@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import (ELU, BatchMeanSubtraction, BatchNormalization, ChannelwiseScaling,
+from fastnn import (ELU, AvgPool2d, BatchMeanSubtraction, BatchNormalization, ChannelwiseScaling,
                     ClassNLLCriterion, ClassNLLCriterionUnstable, Conv2d, CrossEntropyCriterion,
                     Dropout, Flatten, LeakyReLU, Linear, LogSoftMax, MaxPool2d, MSECriterion, ReLU,
                     Sequential, Sigmoid, SoftMax, SoftPlus, Tanh)
@@ -19,6 +19,7 @@ SQUARE = {
     "Conv2d": (lambda: Conv2d(3, 3, 3), (2, 3, 7, 7)),
     "Conv2d_batch5": (lambda: Conv2d(3, 3, 3, stride=1, padding=1), (5, 3, 4, 4)),
     "MaxPool2d": (lambda: MaxPool2d(1, stride=1), (2, 3, 5, 5)),
+    "AvgPool2d": (lambda: AvgPool2d(1, stride=1), (2, 3, 5, 5)),
     "BatchNormalization": (lambda: BatchNormalization(0.5), (8, 5)),
     "BatchNormalization_eval": (lambda: BatchNormalization(0.5).evaluate(), (8, 5)),
     "BatchNormalization_4d": (lambda: BatchNormalization(0.5), (4, 3, 3, 3)),

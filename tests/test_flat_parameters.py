@@ -1,15 +1,7 @@
 """fastnn/module.py: FlatParameters, the explicit record of a container's flat buffers
-(Torch7's getParameters()), and the lists that carry it to the optimizer. Nothing
-module-level keeps a net alive."""
-import gc
-import os
-import subprocess
-import sys
-import textwrap
-import weakref
-
+(Torch7's getParameters()), and the lists that carry it to the optimizer (that dropped
+nets are freed: tests/test_memory.py)."""
 import numpy as np
-import pytest
 
 import fastnn
 from fastnn import Linear, ReLU, Sequential, sgd_momentum
@@ -80,75 +72,3 @@ def test_lists_from_before_a_dtype_change_are_not_fused():
     state = {}
     sgd_momentum(params, grads, SGD_CFG, state)
     assert "_fused" not in state
-
-
-def test_dropped_nets_do_not_survive():
-    refs = []
-    x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
-    y = np.random.default_rng(1).integers(0, 3, 8)
-    crit = fastnn.CrossEntropyCriterion()
-    for i in range(20):
-        net = make_net(i)
-        opt = fastnn.optim.SGD(net, **SGD_CFG)
-        state = {}
-        for _ in range(3):
-            opt.zero_grad()
-            out = net.forward(x)
-            crit.forward(out, y)
-            net.backward(x, crit.backward(out, y))
-            opt.step()
-            sgd_momentum(net.getParameters(), net.getGradParameters(), SGD_CFG, state)
-        if i % 2:
-            net.double()
-            net.getParameters()
-        refs.append((weakref.ref(net), weakref.ref(net.modules[0]),
-                     weakref.ref(net.flatten_parameters().params)))
-        del net, opt, state, out
-    gc.collect()
-    alive = [i for i, r in enumerate(refs) if any(w() is not None for w in r)]
-    assert alive == []
-
-
-RSS_SCRIPT = textwrap.dedent("""
-    import gc
-    import fastnn
-    from fastnn import Linear, ReLU, Sequential, sgd_momentum
-
-    def rss_mib():
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-
-    def build_and_drop(i):
-        net = Sequential(Linear(784, 1024), ReLU(), Linear(1024, 1024), ReLU(),
-                         Linear(1024, 10))
-        state = {}
-        sgd_momentum(net.getParameters(), net.getGradParameters(),
-                     {"learning_rate": 0.1, "momentum": 0.9}, state)
-        net.double()
-        net.getParameters()
-        net.float()
-        sgd_momentum(net.getParameters(), net.getGradParameters(),
-                     {"learning_rate": 0.1, "momentum": 0.9}, state)
-
-    for i in range(5):  # warm up: allocator pools, kernels loaded
-        build_and_drop(i)
-    gc.collect()
-    start = rss_mib()
-    for i in range(60):
-        build_and_drop(i)
-    gc.collect()
-    print("RSS_GROWTH_MIB", rss_mib() - start)
-""")
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads RSS from /proc")
-def test_building_and_dropping_nets_keeps_rss_flat():
-    # each net is 1.86 M parameters: kept alive, 60 of them (with their float64 twins)
-    # would grow the process by gigabytes
-    res = subprocess.run([sys.executable, "-c", RSS_SCRIPT], capture_output=True, text=True,
-                         timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
-    growth = float(res.stdout.split("RSS_GROWTH_MIB")[1])
-    assert growth < 100, f"RSS grew by {growth:.0f} MiB over 60 nets"

@@ -325,9 +325,9 @@ def _load_positional(path, meta, arrays, net):
             if list(a.shape) != have:
                 raise ValueError(f"{path}: module #{i} ({m!r}): param/{i}/{n} has shape "
                                  f"{list(a.shape)}, expected {have}")
-        states = {n: arrays.get(f"state/{i}/{n}") for n in m._state_names}
+        states = {n: arrays.get(f"state/{i}/{n}") for n in m.state_names}
         for n, a in states.items():
-            current = m.__dict__.get(n)
+            current = getattr(m, n)
             if a is not None and current is not None and tuple(a.shape) != tuple(current.shape):
                 raise ValueError(f"{path}: module #{i} ({m!r}): state/{i}/{n} has shape "
                                  f"{list(a.shape)}, the network's {n} {list(current.shape)}")
@@ -353,7 +353,7 @@ def _optimizer_state(path, meta, arrays, net, optimizer):
     if opt_meta["type"] != type(optimizer).__name__:
         raise ValueError(f"{path}: optimizer state is for {opt_meta['type']}, "
                          f"got a {type(optimizer).__name__}")
-    params = [m.__dict__[n] for m in net.leaves() for n in m._param_names]
+    params = [getattr(m, n) for m in net.leaves() for n in m.parameter_names]
     sd = {"config": dict(opt_meta["config"])}
     sd.update(opt_meta["scalars"])
     for key in opt_meta["dicts"]:
