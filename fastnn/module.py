@@ -915,6 +915,14 @@ class FlatParameters:
         ``(module, param_name, param_view, grad_name, grad_view)`` per parameter, in order.
     param_views, grad_views : list of array
         The views alone, in the order ``getParameters()`` flattens to.
+
+    Examples
+    --------
+    >>> import fastnn
+    >>> net = fastnn.Sequential(fastnn.Linear(3, 2), fastnn.ReLU(), fastnn.Linear(2, 1))
+    >>> flat = net.flatten_parameters()
+    >>> flat.params.shape, net.getParameters().flat is flat
+    ((11,), True)
     """
 
     __slots__ = ("params", "grads", "views", "param_views", "grad_views", "_checks", "_lists")

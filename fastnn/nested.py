@@ -18,8 +18,8 @@ def flatten(nested) -> list:
     list
         The items, in order.
 
-    Example
-    -------
+    Examples
+    --------
     >>> flatten([[1, 2], [3, [4]]])
     [1, 2, 3, 4]
     """

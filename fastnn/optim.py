@@ -173,11 +173,17 @@ class Optimizer:
     **config
         The rule's options, e.g. ``learning_rate``.
 
-    Example
-    -------
+    Examples
+    --------
+    >>> import numpy as np, fastnn
     >>> net = fastnn.Sequential(fastnn.Linear(4, 2))
     >>> opt = fastnn.optim.SGD(net, learning_rate=0.1, momentum=0.9)
-    >>> opt.zero_grad(); net.backward(x, net.forward(x) - y); opt.step()  # doctest: +SKIP
+    >>> x = np.ones((3, 4), np.float32)
+    >>> opt.zero_grad()
+    >>> _ = net.backward(x, net.forward(x))
+    >>> opt.step()
+    >>> sorted(opt.state)
+    ['_fused', 'accumulated_grads']
     """
 
     #: options the class form accepts, with their defaults

@@ -125,7 +125,8 @@ def test_the_package_ships_py_typed():
                          f.read(), re.M)
 
 
-DOCTEST_MODULES = ["fastnn.module", "fastnn.layers", "fastnn.activations", "fastnn.conv",
+DOCTEST_MODULES = ["fastnn.module", "fastnn.sequential", "fastnn.nested", "fastnn.layers",
+                   "fastnn.activations", "fastnn.conv",
                    "fastnn.criterions", "fastnn.optim", "fastnn.gradcheck", "fastnn.models",
                    "fastnn.data.batches", "fastnn.data.augment", "fastnn.data.mnist",
                    "fastnn.train.history", "fastnn.train.callbacks"]
