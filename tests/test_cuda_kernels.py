@@ -407,9 +407,9 @@ def test_maxpool2d(dtype, k, stride):
 @pytest.mark.parametrize("k,stride", [(3, 2), (2, 2), (2, 1)])
 def test_avgpool2d(dtype, k, stride):
     rng = np.random.default_rng(15)
-    x = rand(rng, (2, 2, 7, 6), dtype)
+    x = uniform(rng, (2, 2, 7, 6), dtype)
     Ho, Wo = (7 - k) // stride + 1, (6 - k) // stride + 1
     check("pool", "avgpool2d_forward", x, np.full((2, 2, Ho, Wo), np.nan, dtype), k, stride,
           dtype=dtype)
-    g = rand(rng, (2, 2, Ho, Wo), dtype)
+    g = uniform(rng, (2, 2, Ho, Wo), dtype)
     check("pool", "avgpool2d_backward", g, np.full_like(x, np.nan), k, stride, dtype=dtype)
