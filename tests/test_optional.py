@@ -11,7 +11,9 @@ def test_present_module_is_returned():
 
 
 def test_missing_module_names_the_extra_and_the_feature(monkeypatch):
+    # a None entry makes the import fail, also when an earlier test imported matplotlib
     monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"History\.plot needs matplotlib.*"
                                           r"pip install 'fastnn-torch7\[plot\]'"):
         require("matplotlib.figure", "plot", "History.plot")
