@@ -27,6 +27,7 @@ from . import layers as _layers, activations as _activations, conv as _conv
 from .state import StateDictError
 from .torch_interop import from_torch, to_torch, UnsupportedLayerError
 from . import onnx  # fastnn.onnx.export; the onnx package is imported inside it
+from .diagnosis import Diagnosis, Finding, diagnose, watch
 
 from ._version import __version__
 
@@ -41,6 +42,7 @@ __all__ = [
     "fit", "History", "TrainingDiverged", "save_checkpoint", "load_checkpoint",
     "save_parameters", "load_parameters",
     "StateDictError", "from_torch", "to_torch", "UnsupportedLayerError",
+    "diagnose", "watch", "Diagnosis", "Finding",
 ]
 
 _configure_threads()

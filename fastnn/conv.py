@@ -158,6 +158,8 @@ class Conv2d(_Spatial):
         return self._cast_grad(gradOutput, (x.shape[0], self.W.shape[0], ho, wo))
 
     def updateGradInput(self, input, gradOutput):
+        if self.__dict__.get("_skip_grad_input"):  # gradInput = None: no GEMM
+            return None
         self._require_forward(input)
         x = self._checked_input(input)
         g = self._grad_output(x, gradOutput)
@@ -208,7 +210,9 @@ class Conv2d(_Spatial):
         shape = (x.shape[0], self.W.shape[0]) + self._out_hw(x.shape[2], x.shape[3])
         self._require_forward(input, shape)
         g, delta = act.fused_backward_buffers(input, gradOutput, shape)
-        gi = self._buffer("gradInput", x.shape)
+        need_gi = not self.__dict__.get("_skip_grad_input")
+        # without gradInput the kernel skips that product and never touches its argument
+        gi = self._buffer("gradInput", x.shape) if need_gi else delta
         # the kernel writes delta and gradInput (per chunk of images), then reads the input
         # and gradOutput of the next chunk
         x, g = apart(apart(x, gi), delta), apart(apart(g, gi), delta)
@@ -219,9 +223,11 @@ class Conv2d(_Spatial):
         self._run_split(lambda i, lo, hi: conv.conv2d_activation_backward(
             rows(x, lo, hi), rows(g, lo, hi), rows(gi, lo, hi), rows(delta, lo, hi),
             grads[i][0], grads[i][1], cols[i], rows(pre, lo, hi), rows(out, lo, hi), W, s, p,
-            code, alpha, grads[i][2], True), bounds)
+            code, alpha, grads[i][2], need_gi), bounds)
         self._sum_param_grad_parts(grads)
         act.gradInput = delta
+        if not need_gi:
+            return None
         self.gradInput = gi
         return gi
 

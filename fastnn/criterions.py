@@ -84,6 +84,10 @@ class Criterion:
     def __repr__(self):
         return type(self).__name__
 
+    def __getstate__(self):
+        # a copy leaves out instance attributes marked transient (fastnn.watch's wrappers)
+        return {k: v for k, v in self.__dict__.items() if not getattr(v, "transient", False)}
+
     # ---- helpers ----
     def _backend(self, input):
         if not is_cuda_object(input):
@@ -349,7 +353,9 @@ class ClassNLLCriterion(Criterion):
 
     Probabilities (``SoftMax``'s output, as the homework feeds it) are detected exactly and
     work too; raw scores raise an error that says to add a LogSoftMax or use
-    ``CrossEntropyCriterion``.
+    ``CrossEntropyCriterion``. Probabilities are clamped to at least 1e-15 (the homework's
+    clip) before the log, so a SoftMax saturated by unscaled inputs gives a large finite
+    loss, never ``ZeroDivisionError``; ``fastnn.diagnose`` names the cause.
 
     Shape
     -----

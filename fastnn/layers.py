@@ -4,9 +4,10 @@ import numpy as np
 
 from ._contracts import Setting, ShapeOf, apart, name_of
 from .activations import FUSABLE_ACTIVATIONS
+from .backend import CPUBackend
 from .module import STATE_KEYS, GradientSlot, Module, rows
 from ._runtime.checks import positive_int
-from ._runtime.rng import module_rng
+from ._runtime.rng import dropout_key, module_rng
 
 __all__ = ["Linear", "Dropout", "BatchNormalization", "ChannelwiseScaling",
            "BatchMeanSubtraction"]
@@ -119,6 +120,8 @@ class Linear(Module):
         return out
 
     def updateGradInput(self, input, gradOutput):
+        if self.__dict__.get("_skip_grad_input"):  # gradInput = None: no GEMM
+            return None
         self._require_forward(input)
         x = self._input(input)
         g = self._cast_grad(gradOutput, (x.shape[0], self.W.shape[0]))
@@ -176,7 +179,9 @@ class Linear(Module):
         shape = (x.shape[0], self.W.shape[0])
         self._require_forward(input, shape)
         g, delta = act.fused_backward_buffers(input, gradOutput, shape)
-        gi = self._buffer("gradInput", x.shape)
+        need_gi = not self.__dict__.get("_skip_grad_input")
+        # without gradInput the kernel skips that GEMM and never touches its argument
+        gi = self._buffer("gradInput", x.shape) if need_gi else delta
         # the kernel writes delta, then gradInput, then reads the input again; gradOutput
         # is read once, element by element, before anything else is written
         x = apart(apart(x, gi), delta)
@@ -185,16 +190,18 @@ class Linear(Module):
         if not self.split_batch:
             affine.affine_activation_backward(
                 x, g, gi, delta, self._raw_grad("gradW"), self._raw_grad("gradb"), pre, out, W,
-                code, alpha, self._take_accumulate_flag(), True)
+                code, alpha, self._take_accumulate_flag(), need_gi)
         else:
             bounds, work = self._bounds(x)
             grads = self._param_grad_parts(len(bounds), ("W", "b"))
             self._run_split(lambda i, lo, hi: affine.affine_activation_backward(
                 rows(x, lo, hi), rows(g, lo, hi), rows(gi, lo, hi), rows(delta, lo, hi),
                 grads[i][0], grads[i][1], rows(pre, lo, hi), rows(out, lo, hi), W, code, alpha,
-                grads[i][2], True), bounds, work)
+                grads[i][2], need_gi), bounds, work)
             self._sum_param_grad_parts(grads)
         act.gradInput = delta
+        if not need_gi:
+            return None
         self.gradInput = gi
         return gi
 
@@ -248,6 +255,10 @@ class Dropout(Module):
         out = self._buffer("output", x.shape)
         mask = self._buffer("mask", x.shape)
         x = self._apart_input(x, out)
+        if self.backend is CPUBackend:
+            # each mask's key comes from NumPy's global generator, as the homework's masks
+            # do: np.random.seed fixes them (the GPU's follow fastnn.manual_seed)
+            self.backend.kernels.dropout.seed(dropout_key())
         self.backend.kernels.dropout.dropout_forward(x, out, mask, self.p)
         self.output = out
         return out

@@ -105,6 +105,7 @@ class Module:
         d["_fwd_src"] = None
         d["_fwd_input"] = None
         d["_busy"] = threading.RLock()
+        d["_skip_grad_input"] = False
 
     #: True for modules that draw random numbers in training (Dropout): gradcheck checks
     #: them in evaluate mode.
@@ -124,6 +125,13 @@ class Module:
 
     # ---- parameter assignment: store values, check shape -------------------
     def __setattr__(self, name, value):
+        if name == "gradInput":
+            # Torch7's ``module.gradInput = nil``: from now on backward skips this
+            # module's input gradient (``skips_grad_input = False`` turns it back on)
+            d = self.__dict__
+            d["gradInput"] = value
+            d["_skip_grad_input"] = value is None
+            return
         if name in _SET_BY_METHODS:
             # kernels pick their BLAS routine and loops by dtype: a float64 module with
             # float32 weights would read past them
@@ -253,6 +261,8 @@ class Module:
     def backward(self, input, gradOutput):
         """Backpropagate ``gradOutput``: ``updateGradInput`` then ``accGradParameters``
         (which adds the parameters' gradients). One thread at a time (see ``forward``).
+        After ``module.gradInput = None`` (Torch7's ``gradInput = nil``) only the
+        parameter gradients are computed and None is returned.
 
         Parameters
         ----------
@@ -263,13 +273,16 @@ class Module:
 
         Returns
         -------
-        ndarray
+        ndarray or None
             ``gradInput``, the gradient with respect to ``input``.
         """
         busy = self.__dict__["_busy"]
         if not busy.acquire(False):
             raise _concurrent_use(self, "backward")
         try:
+            if self.__dict__.get("_skip_grad_input"):
+                self.accGradParameters(input, gradOutput)
+                return None
             if self._grad_names:
                 # accGradParameters reads input and gradOutput after updateGradInput
                 # has rewritten the gradInput buffer: neither may live in it
@@ -281,6 +294,19 @@ class Module:
             return self.gradInput
         finally:
             busy.release()
+
+    @property
+    def skips_grad_input(self) -> bool:
+        """True after ``module.gradInput = None`` (Torch7's ``gradInput = nil``): backward
+        then computes parameter gradients only and returns None, as for a first layer,
+        whose input never needs a gradient."""
+        return bool(self.__dict__.get("_skip_grad_input"))
+
+    @skips_grad_input.setter
+    def skips_grad_input(self, skip: bool) -> None:
+        self.__dict__["_skip_grad_input"] = bool(skip)
+        if skip:
+            self.__dict__["gradInput"] = None
 
     def updateOutput(self, input):
         """Compute ``output`` from ``input`` (what ``forward`` calls; a subclass overrides it).
@@ -300,6 +326,7 @@ class Module:
 
     def updateGradInput(self, input, gradOutput):
         """Compute ``gradInput`` (what ``backward`` calls first; a subclass overrides it).
+        Skipped (returns None) after ``module.gradInput = None``.
 
         Parameters
         ----------
@@ -310,9 +337,11 @@ class Module:
 
         Returns
         -------
-        ndarray
+        ndarray or None
             ``gradInput``.
         """
+        if self.__dict__.get("_skip_grad_input"):
+            return None
         self.gradInput = gradOutput
         return self.gradInput
 
@@ -693,6 +722,8 @@ class Module:
         for k, v in list(state.items()):
             if isinstance(v, np.ndarray) and v.base is not None:
                 state[k] = v.copy()
+            elif getattr(v, "transient", False):  # e.g. fastnn.watch's method wrappers
+                del state[k]
         return state
 
     def __setstate__(self, state):

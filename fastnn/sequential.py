@@ -134,13 +134,18 @@ class Sequential(Container):
         try:
             mods = self.modules
             g = gradOutput
+            last = len(mods)
             for i, fused in reversed(self._fusion_plan()):
+                if g is None:  # module ``last`` skipped its input gradient (gradInput = None)
+                    self._stop_before(last)
+                    break
+                last = i
                 inp = input if i == 0 else mods[i - 1].output
                 if fused:
                     g = mods[i].backward_fused(inp, g, mods[i + 1])
                 else:
                     g = mods[i].backward(inp, g)
-            self.gradInput = g
+            self.__dict__["gradInput"] = g  # None here is not this container's own choice
             return g
         finally:
             busy.release()
@@ -150,18 +155,35 @@ class Sequential(Container):
         mods = self.modules
         g = gradOutput
         for i in range(len(mods) - 1, -1, -1):
+            if g is None:
+                self._stop_before(i + 1)
+                break
             inp = input if i == 0 else mods[i - 1].output
             g = mods[i].updateGradInput(inp, g)
-        self.gradInput = g
+        self.__dict__["gradInput"] = g
         return g
 
     def accGradParameters(self, input, gradOutput):
         mods = self.modules
         g = gradOutput
         for i in range(len(mods) - 1, -1, -1):
+            if g is None:
+                self._stop_before(i + 1)
+                break
             inp = input if i == 0 else mods[i - 1].output
             mods[i].accGradParameters(inp, g)
             g = mods[i].gradInput
+
+    def _stop_before(self, index):
+        """Module ``index`` skipped its input gradient (``gradInput = None``): the
+        modules before it get none, which only parameter-free modules may do without."""
+        trained = [m for m in self.modules[:index] for leaf in m.leaves()
+                   if leaf.getParameters()]
+        if trained:
+            raise ValueError(
+                f"{self!r}: module ({index}) {self.modules[index]!r} has gradInput = None, so "
+                f"module {trained[0]!r} before it would get no gradient; set gradInput = None "
+                f"on the first module only")
 
     def __repr__(self):
         lines = [f"Sequential ({len(self.modules)} modules)"]

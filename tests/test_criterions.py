@@ -205,3 +205,18 @@ def test_big_endian_labels_give_the_native_loss():
         big = crit.forward(x, t.astype(">i8"))
         assert big == native
         np.testing.assert_array_equal(crit.backward(x, t.astype(">i8")), crit.backward(x, t))
+
+
+def test_class_nll_clamps_underflowed_probabilities():
+    """0-255 inputs saturate SoftMax: exact zeros give a large finite loss and gradient
+    (the homework's clip at 1e-15), never ZeroDivisionError."""
+    x = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)  # probabilities
+    y = np.array([1, 1])
+    crit = ClassNLLCriterion()
+    loss = crit.forward(x, y)
+    assert loss == pytest.approx(-np.log(1e-15) / 2, rel=1e-6)
+    g = crit.backward(x, y)
+    assert np.all(np.isfinite(g)) and g[0, 1] == pytest.approx(-0.5 / 1e-15, rel=1e-6)
+    dense = crit.forward(x, np.eye(3, dtype=np.float32)[y])
+    assert dense == pytest.approx(loss, rel=1e-6)
+    assert np.all(np.isfinite(crit.backward(x, np.eye(3, dtype=np.float32)[y])))

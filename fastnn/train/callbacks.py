@@ -298,3 +298,47 @@ class Checkpointer(Callback):
             arrays.update(cb_arrays)
         save_checkpoint(self.path, run.net, run.optimizer, epoch=run.epoch + 1, extra=extra,
                         arrays=arrays or None)
+
+
+class Watcher(Callback):
+    """``fastnn.watch`` around every epoch's batches: each new finding (NaN loss and the
+    module that made it, gradients that accumulate, updates too small, loss at chance,
+    ...) goes through ``run.log`` as it appears. ``watch`` holds them all afterwards."""
+
+    def __init__(self):
+        self.watch = None
+
+    def on_epoch_start(self, run):
+        from ..diagnosis import Watch
+        if self.watch is None:
+            self.watch = Watch(run.net, run.criterion, on_finding=lambda f: run.log(
+                f"fastnn.watch: {f}") if run.log else None)
+        self.watch.__enter__()
+
+    def on_batches_end(self, run):
+        if self.watch is not None:
+            self.watch.__exit__(None, None, None)
+
+
+class SkipInputGradient(Callback):
+    """Torch7's ``net.modules[1].gradInput = nil`` for the run: the first module of a
+    Sequential skips its input gradient (the data never needs one; for a Linear or
+    Conv2d that is one GEMM a step). Undone at the end of the run."""
+
+    def __init__(self):
+        self.module = None
+
+    def on_epoch_start(self, run):
+        from ..sequential import Sequential
+        net = run.net
+        if self.module is not None or not isinstance(net, Sequential) or not net.modules:
+            return
+        first = net.modules[0]
+        if first.leaves() == [first] and not first.skips_grad_input:
+            first.skips_grad_input = True
+            self.module = first
+
+    def on_fit_end(self, run):
+        if self.module is not None:
+            self.module.skips_grad_input = False
+            self.module = None

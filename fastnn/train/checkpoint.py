@@ -152,7 +152,7 @@ def save_checkpoint(path: "str | os.PathLike", net: "Module", optimizer: object 
 
     It holds ``net``'s parameters and moving statistics (each module's ``state_names``,
     e.g. BatchNormalization's ``moving_mean``/``moving_variance``), the optimizer's state,
-    ``epoch``, fastnn's initialisation RNG state and ``extra``.
+    ``epoch``, fastnn's initialisation RNG state (NumPy's global generator) and ``extra``.
 
     Parameters
     ----------
@@ -169,7 +169,7 @@ def save_checkpoint(path: "str | os.PathLike", net: "Module", optimizer: object 
     arrays : dict, optional
         Named arrays to keep (stored under ``extra/<name>``).
     """
-    from .._runtime.rng import module_rng
+    from .._runtime import rng as _rng
 
     out = {}
     modules = []
@@ -184,7 +184,7 @@ def save_checkpoint(path: "str | os.PathLike", net: "Module", optimizer: object 
         out[f"extra/{k}"] = np.asarray(v)
     meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": int(epoch),
             "modules": modules, "optimizer": opt_meta,
-            "rng": {"init": jsonable(module_rng().bit_generator.state)},
+            "rng": {"init": jsonable(_rng.get_state())},
             "extra": jsonable(extra or {})}
     out["__meta__"] = np.array(json.dumps(meta))
     return _atomic_savez(path, out)
@@ -235,7 +235,14 @@ def _check_meta(path, meta):
         raise bad("'rng' must be a JSON object")
     if rng.get("init"):
         try:  # on a scratch generator: a bad state must fail before anything is loaded
-            np.random.PCG64().state = rng["init"]
+            init = rng["init"]
+            if isinstance(init, dict) and init.get("bit_generator") == "MT19937":
+                np.random.MT19937().state = {  # the kind of NumPy's global generator
+                    "bit_generator": "MT19937",
+                    "state": {"key": np.asarray(init["state"]["key"], dtype=np.uint32),
+                              "pos": int(init["state"]["pos"])}}
+            else:
+                np.random.PCG64().state = init  # what checkpoints held before
         except (TypeError, ValueError, KeyError) as exc:
             raise bad(f"'rng' holds no usable generator state ({exc!r:.80})") from None
     opt = meta.get("optimizer")
@@ -263,14 +270,15 @@ def load_checkpoint(path: "str | os.PathLike", net: "Module", optimizer: object 
     optimizer : object, optional
         Receives the optimizer state; it must be of the saved kind.
     restore_rng : bool
-        Give fastnn's parameter-initialisation RNG its saved state.
+        Give NumPy's global generator (fastnn's parameter initialisation and CPU dropout
+        masks) its saved state.
 
     Returns
     -------
     dict
         ``epoch``, ``extra``, ``arrays`` (the ``arrays=`` given at save) and ``meta``.
     """
-    from .._runtime.rng import module_rng
+    from .._runtime import rng as _rng
 
     path = os.fspath(path)
     meta, arrays = _read_checkpoint(path)
@@ -284,7 +292,7 @@ def load_checkpoint(path: "str | os.PathLike", net: "Module", optimizer: object 
     if sd is not None:
         optimizer.load_state_dict(sd)
     if restore_rng and meta.get("rng", {}).get("init"):  # checked by _check_meta
-        module_rng().bit_generator.state = meta["rng"]["init"]
+        _rng.set_state(meta["rng"]["init"])
     extra_arrays = {k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")}
     return {"epoch": meta["epoch"], "extra": meta.get("extra", {}), "arrays": extra_arrays,
             "meta": meta}

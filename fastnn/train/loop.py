@@ -22,7 +22,8 @@ from .._runtime.threads import chosen_by_user
 from ..backend import CPUBackend
 from ..device_loss import DeviceLoss
 from ..module import Module
-from .callbacks import Checkpointer, DivergenceGuard, EpochLog, Monitor, ProgressBar
+from .callbacks import (Checkpointer, DivergenceGuard, EpochLog, Monitor, ProgressBar,
+                        SkipInputGradient, Watcher)
 from .checkpoint import host, load_checkpoint
 from .deferred import DeferredSteps
 from .evaluate import evaluate, labels_of
@@ -136,7 +137,9 @@ def _augment_caller(augment):
 
 
 def _seed_dropout(net, value):
-    """Seed the RNG that dropout masks come from (Numba's, on the CPU)."""
+    """Seed the generators dropout masks come from: NumPy's global one (CPU masks draw
+    their keys from it) and the device kernels' own."""
+    np.random.seed(int(value) % (2 ** 32))
     backend = getattr(net, "backend", CPUBackend)
     for b in (backend, CPUBackend) if backend is not CPUBackend else (CPUBackend,):
         try:
@@ -205,7 +208,7 @@ def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | Non
         eval_batch_size: int = 1024, shuffle: bool = True, divergence_factor: float = 1e3,
         snapshot_every: "int | None" = None, max_steps: "int | None" = None,
         tune_threads: "bool | None" = None, callbacks: "Sequence[Callback]" = (),
-        sync_every: int = 50) -> History:
+        sync_every: int = 50, watch: bool = True, input_gradient: bool = False) -> History:
     """Train ``net`` on ``(X, y)`` with ``criterion``.
 
     Parameters
@@ -282,6 +285,13 @@ def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | Non
         steps in between make no host round trip (``train/deferred.py``); the
         callbacks still see every step's loss, in order, a group late. CPU runs read
         every step.
+    watch : bool
+        CPU nets: run the loop inside ``fastnn.watch`` and log each new finding as it
+        appears (a NaN loss and the module that made it, a loss stuck at chance, ...).
+    input_gradient : bool
+        Compute the first module's input gradient. By default the first module of a
+        Sequential gets Torch7's ``gradInput = nil`` for the run (restored afterwards):
+        the data never needs a gradient, and a Linear or Conv2d saves a GEMM a step.
 
     Returns
     -------
@@ -323,6 +333,10 @@ def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | Non
         watchers.append(EpochLog())
     if checkpoint is not None:
         watchers.append(Checkpointer(checkpoint))
+    if watch and on_cpu:  # a GPU loss is read every sync_every steps, not every step
+        watchers.append(Watcher())
+    if not input_gradient:
+        watchers.append(SkipInputGradient())
     watchers.extend(callbacks)
 
     history = History()

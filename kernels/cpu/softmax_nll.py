@@ -11,6 +11,17 @@ from ._jit import njit
 # classify_scores result codes
 from ..codes import LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES  # noqa: F401
 
+# Probabilities are clamped to this floor before log and division, as the homework's
+# ClassNLLCriterionUnstable clips them: a SoftMax saturated by large inputs gives exact
+# zeros, and -log(0) / -1/0 would make the loss infinite or raise ZeroDivisionError.
+PROBABILITY_FLOOR = 1e-15
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _floored(p):
+    """max(p, PROBABILITY_FLOOR), keeping NaN (the comparison is False for NaN)."""
+    return PROBABILITY_FLOOR if p < PROBABILITY_FLOOR else p
+
 
 @njit(cache=True, nogil=True, inline="always")
 def _row_softmax(input, i, output):
@@ -169,7 +180,7 @@ def class_nll_forward(input, target, loss, is_probability, scale):
     total = 0.0
     for i in range(n):
         v = input[i, target[i]]
-        total -= math.log(v) if is_probability else v
+        total -= math.log(_floored(v)) if is_probability else v
     loss[0] = total * scale
 
 
@@ -179,7 +190,7 @@ def class_nll_backward(input, target, gradInput, is_probability, scale):
     n = input.shape[0]
     for i in range(n):
         t = target[i]
-        gradInput[i, t] = -scale / input[i, t] if is_probability else -scale
+        gradInput[i, t] = -scale / _floored(input[i, t]) if is_probability else -scale
 
 
 @njit(cache=True, nogil=True)
@@ -189,7 +200,8 @@ def class_nll_dense_forward(input, target, loss, is_probability, scale):
     for i in range(n):
         for j in range(c):
             if target[i, j] != 0:
-                total -= target[i, j] * (math.log(input[i, j]) if is_probability else input[i, j])
+                v = math.log(_floored(input[i, j])) if is_probability else input[i, j]
+                total -= target[i, j] * v
     loss[0] = total * scale
 
 
@@ -199,7 +211,8 @@ def class_nll_dense_backward(input, target, gradInput, is_probability, scale):
     for i in range(n):
         for j in range(c):
             t = target[i, j]
-            gradInput[i, j] = -scale * t / input[i, j] if is_probability and t != 0 else -scale * t
+            gradInput[i, j] = (-scale * t / _floored(input[i, j]) if is_probability and t != 0
+                               else -scale * t)
 
 
 @njit(cache=True, nogil=True)

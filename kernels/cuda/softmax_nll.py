@@ -24,6 +24,18 @@ from ._typed import like
 from ..codes import LOG_PROBABILITIES, PROBABILITIES, RAW_SCORES  # noqa: F401 (re-exported)
 from .targets import classify_scores, constant_int_array  # noqa: F401 (the CPU twin's name)
 
+# Probabilities are clamped to this floor before log and division, as the homework's
+# ClassNLLCriterionUnstable clips them: a SoftMax saturated by large inputs gives exact
+# zeros, and -log(0) / -1/0 would make the loss infinite (the CPU twin's rule).
+PROBABILITY_FLOOR = 1e-15
+
+
+@cuda.jit(device=True)
+def _floored(p):
+    """max(p, PROBABILITY_FLOOR) in p's type, keeping NaN (the comparison is False)."""
+    floor = like(p, PROBABILITY_FLOOR)
+    return floor if p < floor else p
+
 
 def _probability_args(is_probability):
     """(flag, kind): flag 0/1 from a host value, or -1 and the device ``classify_scores``
@@ -260,7 +272,7 @@ def _class_nll_forward(x, target, partial, flag, kind):
             part = like(x, math.nan)  # bad label: check_targets reports it
         else:
             v = x[i, t]
-            part -= math.log(v) if is_probability else v
+            part -= math.log(_floored(v)) if is_probability else v
         i += cuda.gridsize(1)
     total = block_sum(sh, part)
     if cuda.threadIdx.x == 0:
@@ -277,7 +289,7 @@ def _class_nll_backward(x, target, gi, flag, kind, scale):
         j = e - i * c
         t = target[i]
         if j == t:
-            gi[i, j] = -scale / x[i, t] if is_probability else -scale
+            gi[i, j] = -scale / _floored(x[i, t]) if is_probability else -scale
         else:
             gi[i, j] = like(gi, 0.0)
         e += cuda.gridsize(1)
@@ -294,7 +306,8 @@ def _class_nll_dense_forward(x, target, partial, flag, kind):
     while i < n:
         for j in range(c):
             if target[i, j] != zero:
-                part -= target[i, j] * (math.log(x[i, j]) if is_probability else x[i, j])
+                v = math.log(_floored(x[i, j])) if is_probability else x[i, j]
+                part -= target[i, j] * v
         i += cuda.gridsize(1)
     total = block_sum(sh, part)
     if cuda.threadIdx.x == 0:
@@ -311,7 +324,8 @@ def _class_nll_dense_backward(x, target, gi, flag, kind, scale):
         j = e - i * c
         t = target[i, j]
         nonzero = t != like(t, 0.0)
-        gi[i, j] = -scale * t / x[i, j] if is_probability and nonzero else -scale * t
+        gi[i, j] = (-scale * t / _floored(x[i, j]) if is_probability and nonzero
+                    else -scale * t)
         e += cuda.gridsize(1)
 
 
