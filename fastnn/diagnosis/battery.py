@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from . import checks, probe
 from .findings import Diagnosis
+
+if TYPE_CHECKING:
+    from ..criterions import Criterion
+    from ..module import Module
 
 __all__ = ["diagnose"]
 
@@ -25,8 +30,9 @@ PROBE_STEPS, OVERFIT_STEPS, HELD_OUT_STEPS = 60, 300, 300
 SLOW_SHARE = 0.1
 
 
-def diagnose(net, criterion, X, y, *, learning_rate: float | None = None,
-             optimizer="sgd_momentum", seed: int = 0) -> Diagnosis:
+def diagnose(net: "Module", criterion: "Criterion", X: np.ndarray, y: np.ndarray, *,
+             learning_rate: "float | None" = None, optimizer: "str | Callable" = "sgd_momentum",
+             seed: int = 0) -> Diagnosis:
     """Run a short battery of checks on ``net`` and the data, and say what is wrong.
 
     Parameters
@@ -52,8 +58,8 @@ def diagnose(net, criterion, X, y, *, learning_rate: float | None = None,
     Diagnosis
         ``.findings``, ``.codes``, and ``str()`` for a ranked report with fixes.
 
-    Example
-    -------
+    Examples
+    --------
     >>> report = fastnn.diagnose(net, ClassNLLCriterion(), X_train, y_train,
     ...                          learning_rate=0.1)          # doctest: +SKIP
     >>> print(report)                                         # doctest: +SKIP

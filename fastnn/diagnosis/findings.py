@@ -114,6 +114,13 @@ def _rank(finding: Finding):
 class Diagnosis:
     """The findings of ``fastnn.diagnose`` (or of a ``fastnn.watch``).
 
+    Parameters
+    ----------
+    findings : iterable of Finding
+        Findings to start with.
+    notes : iterable of str
+        Measurements to start with.
+
     Attributes
     ----------
     findings : list of Finding

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from . import checks
 from .findings import Diagnosis, Finding
+
+if TYPE_CHECKING:
+    from ..criterions import Criterion
+    from ..module import Module
 
 __all__ = ["watch", "Watch"]
 
@@ -118,8 +122,10 @@ class Watch(Diagnosis):
     def _criterion_forward(self, original):
         def forward(input, target):
             loss = original(input, target)
-            if not self.net.training:
-                return loss  # validation losses say nothing about training
+            if not self.net.training or not isinstance(loss, float):
+                # validation losses say nothing about training, and a GPU criterion's
+                # loss is read from the device only when converted: not every step
+                return loss
             self.step += 1
             self._losses.append(loss)
             if not math.isfinite(loss):
@@ -265,7 +271,7 @@ class Watch(Diagnosis):
                              f"has learned nothing beyond the class frequencies")
 
 
-def watch(net, criterion, *, sample_every: int = 25, window: int = 50,
+def watch(net: "Module", criterion: "Criterion", *, sample_every: int = 25, window: int = 50,
           on_finding: Optional[Callable[[Finding], None]] = None) -> Watch:
     """Watch a hand-written training loop and report what goes wrong, as it happens.
 
@@ -290,8 +296,8 @@ def watch(net, criterion, *, sample_every: int = 25, window: int = 50,
         A context manager; after (or during) the loop, ``.findings``, ``.codes`` and
         ``str()`` as for ``Diagnosis``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> with fastnn.watch(net, criterion) as w:          # doctest: +SKIP
     ...     for x, y in batches:
     ...         net.zeroGradParameters()
