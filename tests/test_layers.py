@@ -1,4 +1,4 @@
-"""fastnn/layers.py: Linear, Dropout, BatchNormalization, BatchMeanSubtraction,
+"""fastnn/layers.py and normalization.py: Linear, Dropout, BatchNormalization, BatchMeanSubtraction,
 ChannelwiseScaling at the module level (the kernels have their own tests)."""
 import numpy as np
 import pytest
