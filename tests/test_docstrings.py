@@ -33,9 +33,11 @@ PUBLIC = _public()
 LAYERS = sorted(name for name, obj in PUBLIC.items()
                 if inspect.isclass(obj) and issubclass(obj, fastnn.Module)
                 and obj not in (fastnn.Module, fastnn.Container))
-#: The protocol methods every module and criterion inherits: help() shows them.
+#: The protocol methods every module and criterion inherits: help() shows them. Module's
+#: mixins (fastnn/_module_arrays.py, _module_checks.py) are checked as part of it.
 METHODS = {cls: [n for n, f in vars(cls).items() if inspect.isfunction(f) and not n.startswith("_")]
-           for cls in (fastnn.Module, fastnn.Container, fastnn.Sequential, fastnn.Criterion)}
+           for cls in (*fastnn.Module.__mro__[:-1], fastnn.Container, fastnn.Sequential,
+                       fastnn.Criterion)}
 
 
 def _arguments(obj):
@@ -125,8 +127,8 @@ def test_the_package_ships_py_typed():
                          f.read(), re.M)
 
 
-DOCTEST_MODULES = ["fastnn.module", "fastnn.sequential", "fastnn.nested", "fastnn.layers",
-                   "fastnn.activations", "fastnn.conv",
+DOCTEST_MODULES = ["fastnn.container", "fastnn.sequential", "fastnn.nested", "fastnn.layers",
+                   "fastnn.normalization", "fastnn.activations", "fastnn.conv",
                    "fastnn.criterions", "fastnn.optim", "fastnn.gradcheck", "fastnn.models",
                    "fastnn.data.batches", "fastnn.data.augment", "fastnn.data.mnist",
                    "fastnn.train.history", "fastnn.train.callbacks"]

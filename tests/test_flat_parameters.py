@@ -1,4 +1,4 @@
-"""fastnn/module.py: FlatParameters, the explicit record of a container's flat buffers
+"""fastnn/container.py: FlatParameters, the explicit record of a container's flat buffers
 (Torch7's getParameters()), and the lists that carry it to the optimizer (that dropped
 nets are freed: tests/test_memory.py)."""
 import numpy as np

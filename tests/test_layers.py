@@ -1,5 +1,5 @@
-"""fastnn/layers.py: Linear, Dropout, BatchNormalization, BatchMeanSubtraction,
-ChannelwiseScaling at the module level (the kernels have their own tests)."""
+"""fastnn/layers.py and normalization.py: Linear, Dropout, BatchNormalization,
+BatchMeanSubtraction, ChannelwiseScaling at the module level (the kernels have their own tests)."""
 import numpy as np
 import pytest
 

@@ -19,15 +19,18 @@ are also cached in memory for the life of the process, under the same sample.
 Downloads go through pooch (``pooch.retrieve``): each mirror in turn, the ``.gz`` checked
 against its published hash (``GZ_HASHES``) before it is moved into place, then its content
 against ``MD5``. pooch (and tqdm, requests) are imported only when a download happens.
+
+IDX parsing is in ``_idx.py``, ``cache_dir`` and the verification record in ``_cache.py``,
+the deadline downloader in ``_download.py``; their public names are importable from here.
 """
 import hashlib
-import json
-import math
 import os
 
 import numpy as np
 
-from ..kernels._files import atomic_write
+from ._cache import (SAMPLE_BYTES, _is_recorded, _record_path, _record_verified,  # noqa: F401
+                     _sample_digest, _stat_key, cache_dir)
+from ._idx import _parse_idx, _read_bytes, read_idx  # noqa: F401 (read_idx: public here)
 
 #: Mirrors tried in turn; each is a URL prefix to which ``<file>.gz`` is appended.
 MIRRORS = [
@@ -69,8 +72,6 @@ DOWNLOAD_TIMEOUT = 30.0
 #: out by itself); ``download_mnist(deadline=...)`` overrides it.
 DOWNLOAD_DEADLINE = 120.0
 
-_IDX_LABELS = 2049  # 0x00000801: unsigned bytes, 1 dimension
-_IDX_IMAGES = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 
 # (resolved path, size, mtime_ns) -> parsed uint8 array; files change rarely, parsing
 # and hashing 47 MB does not need to happen twice per process.
@@ -78,21 +79,6 @@ _ARRAY_CACHE = {}
 
 
 # --------------------------------------------------------------------------- paths
-
-def cache_dir() -> str:
-    """fastnn's cache folder, as ``pooch.os_cache("fastnn")`` names it (``XDG_CACHE_HOME``
-    honoured): the parent of the default download folder and of the verification records.
-
-    Returns
-    -------
-    str
-        ``$XDG_CACHE_HOME/fastnn``, by default ``~/.cache/fastnn`` on Linux.
-    """
-    # pooch.os_cache is platformdirs.user_cache_dir; importing pooch would put it and tqdm
-    # into every load (asv startup.Startup), so ask platformdirs (pooch's dependency)
-    import platformdirs
-    return platformdirs.user_cache_dir("fastnn")
-
 
 def search_dirs(root: "str | os.PathLike | None" = None) -> "list[str]":
     """Folders searched for the MNIST files, in order (existing or not).
@@ -172,75 +158,6 @@ def partial_folders(root: "str | os.PathLike | None" = None) -> "dict[str, list[
     return partial
 
 
-# --------------------------------------------------------------------------- IDX
-
-def _read_bytes(path, gz=None):
-    """Decompressed content of ``path`` (gzip when ``gz``, default: name ends in .gz)."""
-    path = os.fspath(path)
-    if gz is None:
-        gz = path.endswith(".gz")
-    if gz:
-        import gzip
-        import zlib
-        try:
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{path}: corrupt or truncated gzip file ({exc})") from exc
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _parse_idx(data, path):
-    """uint8 array from IDX bytes; strict about magic, dims and length."""
-    if len(data) < 8:
-        raise ValueError(f"{path}: not an IDX file: only {len(data)} bytes, "
-                         "shorter than the 8-byte header")
-    magic = int.from_bytes(data[0:4], "big")
-    if magic == _IDX_LABELS:
-        ndim = 1
-    elif magic == _IDX_IMAGES:
-        ndim = 3
-    else:
-        raise ValueError(f"{path}: bad IDX magic number {magic} (0x{magic:08x}); expected "
-                         f"{_IDX_LABELS} (labels) or {_IDX_IMAGES} (images)")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header: expected {header} bytes, "
-                         f"got {len(data)}")
-    dims = tuple(int.from_bytes(data[4 + 4 * k:8 + 4 * k], "big") for k in range(ndim))
-    if ndim == 3 and (dims[1] == 0 or dims[2] == 0):
-        raise ValueError(f"{path}: bad IDX image size {dims[1]}x{dims[2]}")
-    expected = header + math.prod(dims)
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "trailing bytes"
-        raise ValueError(f"{path}: {what}: dims {dims} need expected {expected} bytes, "
-                         f"got {len(data)}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
-
-
-def read_idx(path: "str | os.PathLike") -> np.ndarray:
-    """Parse one IDX file (``.gz`` or plain) into a read-only uint8 array.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file.
-
-    Returns
-    -------
-    ndarray of uint8
-        (N,) for a label file, (N, rows, columns) for an image file.
-
-    Raises
-    ------
-    ValueError
-        Naming the file, when it is a corrupt gzip, its magic number is not 2049/2051, or
-        its length does not match the dimensions in its header.
-    """
-    return _parse_idx(_read_bytes(path), os.fspath(path))
-
-
 # --------------------------------------------------------------------------- checksums
 
 def _base_name(path):
@@ -260,69 +177,6 @@ def _check_md5(data, name, where, hint=" (delete the file to download it again)"
     return got
 
 
-def _record_path(folder):
-    key = hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:16]
-    return os.path.join(cache_dir(), "verified", key + ".json")
-
-
-def _load_records(folder):
-    try:
-        with open(_record_path(folder)) as f:
-            records = json.load(f)
-        return records if isinstance(records, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _stat_key(path):
-    st = os.stat(path)
-    return [st.st_size, st.st_mtime_ns]
-
-
-#: Bytes hashed at each end of a file for the cheap re-verification.
-SAMPLE_BYTES = 1 << 20
-
-
-def _sample_digest(path):
-    """MD5 of the file's first and last ``SAMPLE_BYTES`` as stored (compressed or not):
-    an in-place edit that keeps size and mtime (a restored timestamp, a copy with
-    ``cp -p``) is caught when it touches either end, which for a gzip file includes
-    its CRC and length trailer, so any edit to a ``.gz`` counts."""
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        h.update(f.read(SAMPLE_BYTES))
-        size = os.fstat(f.fileno()).st_size
-        if size > SAMPLE_BYTES:
-            f.seek(max(SAMPLE_BYTES, size - SAMPLE_BYTES))
-            h.update(f.read(SAMPLE_BYTES))
-    return h.hexdigest()
-
-
-def _is_recorded(path, sample):
-    """True when ``path`` verified before and has not changed since: the same size,
-    mtime and first/last MiB (``sample``, from _sample_digest)."""
-    record = _load_records(os.path.dirname(path)).get(os.path.basename(path))
-    name = _base_name(path)
-    return (isinstance(record, dict) and record.get("stat") == _stat_key(path)
-            and record.get("md5") == MD5.get(name) and record.get("sample") == sample)
-
-
-def _record_verified(path, md5, sample=None):
-    """Remember that ``path`` matched ``md5``, with its sample digest. Kept in the user
-    cache, not next to the data, since data folders are often shared or read-only.
-    Best effort."""
-    folder = os.path.dirname(path)
-    records = _load_records(folder)
-    records[os.path.basename(path)] = {"stat": _stat_key(path), "md5": md5,
-                                       "sample": sample or _sample_digest(path)}
-    target = _record_path(folder)
-    try:
-        with atomic_write(target, "w") as f:
-            json.dump(records, f)
-    except OSError:
-        pass
-
-
 def _load_array(path, verify):
     """Parsed (and, with ``verify``, MD5-checked) uint8 array, cached per process.
     ``verify="full"`` hashes the whole file even when a record says it verified."""
@@ -338,7 +192,7 @@ def _load_array(path, verify):
     name = _base_name(path)
     verified = False
     if verify and name in MD5:
-        if verify == "full" or not _is_recorded(path, sample):
+        if verify == "full" or not _is_recorded(path, sample, MD5.get(name)):
             _record_verified(path, _check_md5(data, name, path), sample)
         verified = True
     array = _parse_idx(data, path)

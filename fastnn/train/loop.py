@@ -10,18 +10,17 @@ epoch ``e`` and resumed from its checkpoint ends with exactly the same weights a
 uninterrupted one, on a fixed thread count (see ``tune_threads``). Without a seed, one is
 drawn and stored in the checkpoints.
 """
-import inspect
 import os
 import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .._runtime.checks import positive_int
 from .._runtime.threads import chosen_by_user
 from ..backend import CPUBackend
 from ..device_loss import DeviceLoss
 from ..module import Module
+from ._arguments import _augment_caller, _check_arguments
 from .callbacks import (Checkpointer, DivergenceGuard, EpochLog, Monitor, ProgressBar,
                         SkipInputGradient, Watcher)
 from .checkpoint import host, load_checkpoint
@@ -36,8 +35,6 @@ if TYPE_CHECKING:  # annotations only
     from .callbacks import Callback
 
 __all__ = ["fit", "TrainingDiverged"]
-
-MONITORS = ("val_accuracy", "val_loss", "train_loss")
 
 
 class TrainingDiverged(RuntimeError):
@@ -117,25 +114,6 @@ class TrainingRun:
             getattr(cb, hook)(self, *args)
 
 
-def _augment_caller(augment):
-    if augment is None or augment is False:
-        return None
-    if augment is True:
-        from ..data.augment import augment_batch
-        augment = augment_batch
-    if not callable(augment):
-        raise TypeError(f"fit: augment must be a callable batch -> batch, got {augment!r}")
-    try:
-        params = inspect.signature(augment).parameters
-        takes_rng = "rng" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD
-                                           for p in params.values())
-    except (TypeError, ValueError):
-        takes_rng = False
-    if takes_rng:
-        return lambda xb, rng: augment(xb, rng=rng)
-    return lambda xb, rng: augment(xb)
-
-
 def _seed_dropout(net, value):
     """Seed the generators dropout masks come from: NumPy's global one (CPU masks draw
     their keys from it) and the device kernels' own."""
@@ -157,42 +135,6 @@ def _epoch_streams(seed, epoch):
     s_shuffle, s_aug, s_drop = ss.spawn(3)
     return (np.random.default_rng(s_shuffle), np.random.default_rng(s_aug),
             int(s_drop.generate_state(1)[0]))
-
-
-def _check_arguments(net, X, y, batch_size, metric, X_val, y_val, monitor, early_stopping,
-                     restore_best, epochs=0):
-    """Validate ``fit``'s arguments; returns (batch_size, metric, monitor, restore_best)."""
-    if not isinstance(net, Module):
-        raise TypeError(f"fit: net must be a fastnn Module, got {type(net).__name__}")
-    n = len(X)
-    if n == 0:
-        raise ValueError("fit: no training samples")
-    if y is not None and len(y) != n:
-        raise ValueError(f"fit: X has {n} samples but y has {len(y)}")
-    positive_int(epochs, "fit: epochs", 0)
-    batch_size = positive_int(batch_size, "fit: batch_size")
-    if metric not in ("accuracy", None):
-        raise ValueError(f"fit: metric must be 'accuracy' or None, got {metric!r}")
-    if y is None:
-        metric = None
-    has_val = X_val is not None
-    if has_val and y_val is None and y is not None:
-        raise ValueError("fit: X_val given without y_val")
-    if monitor is None:
-        monitor = "val_accuracy" if (metric == "accuracy" and has_val) else "val_loss"
-    if monitor not in MONITORS:
-        raise ValueError(f"fit: monitor must be 'val_accuracy', 'val_loss' or 'train_loss', "
-                         f"got {monitor!r}")
-    if early_stopping is not None:
-        positive_int(early_stopping, "fit: early_stopping (a patience in epochs)")
-        if monitor.startswith("val") and not has_val:
-            raise ValueError("fit: early_stopping needs validation data (X_val, y_val)")
-    if restore_best is None:
-        restore_best = early_stopping is not None
-    if (early_stopping is not None or restore_best) and monitor.startswith("val") \
-            and not has_val:
-        raise ValueError("fit: restore_best needs validation data (X_val, y_val)")
-    return int(batch_size), metric, monitor, restore_best
 
 
 def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | None" = None, *,
