@@ -194,6 +194,7 @@ class Container(Module):
         state = super().__getstate__()
         state["_flat"] = None
         state["_plan"] = None
+        state.pop("_backward_hook", None)  # Sequential.set_backward_hook: not copied
         return state
 
 

@@ -1,6 +1,8 @@
 """Sequential: children applied in order, with a layer and the activation after it
 fused into one kernel per phase (``can_fuse_with``/``forward_fused``/``backward_fused``),
 and the batch-split hint for a net that has layers which always split."""
+from typing import Callable
+
 from .module import Container, Module, _concurrent_use
 
 __all__ = ["Sequential"]
@@ -127,12 +129,29 @@ class Sequential(Container):
         self.output = x
         return x
 
+    def set_backward_hook(self, hook: "Callable[[Sequential, int], object] | None") -> None:
+        """Call ``hook(self, index)`` during ``backward`` as soon as child ``index`` (the
+        first of a fused pair) has run its backward: the parameter gradients of children
+        ``index`` and later are then final. ``fastnn.distributed`` starts the allreduce
+        of those gradients there, while the earlier children still run. ``None``
+        removes it; copies and pickles of the container do not keep it.
+
+        Parameters
+        ----------
+        hook : callable or None
+        """
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{self!r}.set_backward_hook: expected a callable or None, got "
+                            f"{type(hook).__name__}")
+        self.__dict__["_backward_hook"] = hook
+
     def backward(self, input, gradOutput):
         busy = self.__dict__["_busy"]
         if not busy.acquire(False):
             raise _concurrent_use(self, "backward")
         try:
             mods = self.modules
+            hook = self.__dict__.get("_backward_hook")
             g = gradOutput
             last = len(mods)
             for i, fused in reversed(self._fusion_plan()):
@@ -145,6 +164,8 @@ class Sequential(Container):
                     g = mods[i].backward_fused(inp, g, mods[i + 1])
                 else:
                     g = mods[i].backward(inp, g)
+                if hook is not None:
+                    hook(self, i)
             self.__dict__["gradInput"] = g  # None here is not this container's own choice
             return g
         finally:

@@ -655,3 +655,28 @@ def test_named_leaves_and_listModules_walk_the_tree():
                                  net[2][0][0]]
     lone = Linear(2, 2)
     assert lone.named_leaves() == [("", lone)] and lone.listModules() == [lone]
+
+
+def test_backward_hook_sees_each_child_once_its_gradients_are_final():
+    net = Sequential(Linear(3, 4), ReLU(), Dropout(0.0), Linear(4, 2))
+    x, g = np.ones((5, 3), np.float32), np.ones((5, 2), np.float32)
+    net.forward(x)
+    seen = []
+
+    def hook(container, index):
+        # the gradients of children index.. are written: the last Linear's at the first call
+        seen.append((index, float(np.abs(net.modules[3].gradW).sum()) > 0))
+
+    net.zeroGradParameters()
+    net.set_backward_hook(hook)
+    net.backward(x, g)
+    # Linear(3, 4) and ReLU run fused: one call, with the index of the Linear
+    assert seen == [(3, True), (2, True), (0, True)]
+    clone = pickle.loads(pickle.dumps(net))  # copies do not carry the hook
+    clone.forward(x)
+    clone.backward(x, g)
+    net.set_backward_hook(None)
+    net.backward(x, g)
+    assert len(seen) == 3
+    with pytest.raises(TypeError, match="set_backward_hook"):
+        net.set_backward_hook(3)

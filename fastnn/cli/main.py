@@ -2,6 +2,7 @@
 
   fastnn train mnist --model {mlp,cnn,autoencoder} [--epochs N] [--batch-size B] [--lr LR]
                      [--seed S] [--out DIR] [--data DIR] [--no-progress] [--resume]
+                     [--distributed]   (under mpiexec -n N)
                      [--export-onnx PATH]
   fastnn train mnist --model autoencoder [--recipe {best,seed}] [--pretrain-classifier]
   fastnn demo [--epochs N] [--seed S]
@@ -44,11 +45,12 @@ CLASSIFIER_RECIPES = {
 
 def train_classifier(model: str, run: RunOptions, epochs: Optional[int] = None,
                      batch_size: Optional[int] = None, lr: Optional[float] = None,
-                     export_onnx: Optional[str] = None) -> int:
+                     export_onnx: Optional[str] = None, distributed: bool = False) -> int:
     """``fastnn train mnist --model mlp|cnn``: train ``model`` with its recipe
     (``CLASSIFIER_RECIPES``; the arguments left None take the recipe's values), print one
     line per epoch and, last, ``test accuracy: 0.XXXX``; with ``export_onnx`` (a path)
-    write the trained net as ONNX. Returns the exit status."""
+    write the trained net as ONNX. ``distributed``: data-parallel over MPI (``fit``'s
+    option; run under ``mpiexec``). Returns the exit status."""
     import fastnn as nn
     from ..train import evaluate, fit
     recipe = CLASSIFIER_RECIPES[model]
@@ -70,7 +72,7 @@ def train_classifier(model: str, run: RunOptions, epochs: Optional[int] = None,
                   schedule=_schedule(recipe["schedule"], lr, epochs),
                   X_val=X_val, y_val=y_val, augment=_augmenter(recipe["augment"]),
                   seed=run.seed, progress=run.progress, log=print, checkpoint=ckpt,
-                  resume=resume, max_steps=run.max_steps)
+                  resume=resume, max_steps=run.max_steps, distributed=distributed)
     train_time = time.perf_counter() - t0
     test_loss, test_acc = evaluate(net, crit, Xt, yt)
     plot = _out_path(run, f"{model}_history.png")
@@ -205,6 +207,10 @@ def _add_train(sub):
     p.add_argument("--export-onnx", metavar="PATH", default=None,
                    help="write the trained net as ONNX (evaluate mode; needs the onnx "
                         "package: the [onnx] extra)")
+    p.add_argument("--distributed", action="store_true",
+                   help="mlp/cnn: data-parallel over MPI, launched as 'mpiexec -n N fastnn "
+                        "train mnist --distributed' (needs the [mpi] extra); --batch-size "
+                        "is the global batch")
     _add_run_options(p, out_help="write the history plot (PNG), the checkpoint (.npz, after "
                                  "every epoch) and the results (JSON) here; without it "
                                  "nothing is written")
@@ -225,10 +231,17 @@ def _run_train(ns) -> int:
         if ns.pretrain_classifier:
             raise _UsageError("--export-onnx goes with one net: not with --pretrain-classifier")
         _require_onnx()  # before training, not after it
+    if ns.distributed:
+        if ns.model == "autoencoder":
+            raise _UsageError("--distributed trains --model mlp or cnn")
+        from .. import distributed
+        distributed.init()
+        distributed.silence_other_ranks()
     run = _run_options(ns, out=ns.out)
     if ns.model != "autoencoder":
         return train_classifier(ns.model, run, epochs=ns.epochs, batch_size=ns.batch_size,
-                                lr=ns.lr, export_onnx=ns.export_onnx)
+                                lr=ns.lr, export_onnx=ns.export_onnx,
+                                distributed=ns.distributed)
     ae = dict(recipe=ns.recipe or "best", epochs=ns.epochs, batch_size=ns.batch_size,
               lr=ns.lr, optimizer=ns.optimizer)
     if ns.pretrain_classifier:

@@ -6,7 +6,11 @@ resumed run needs it, saves and loads it through the checkpoint.
 Hooks, in the order ``fit`` calls them (every hook is optional):
 
 - ``on_epoch_start(run)``: before the epoch's first batch;
+- ``reduce_loss(run, loss) -> loss``: the criterion's loss as the other hooks and the
+  history will see it (``Distributed`` averages it over the ranks);
 - ``on_loss(run, loss)``: after the criterion's forward, before ``backward``; may stop;
+- ``on_backward_end(run)``: after ``backward``, before the optimizer's step
+  (``Distributed`` averages the gradients here);
 - ``on_step_end(run, loss)``: after the optimizer's step;
 - ``on_batches_end(run)``: after the epoch's last batch, also when a step raised;
 - ``on_epoch_measured(run, record)``: the epoch's figures, before they are recorded;
@@ -47,7 +51,13 @@ class Callback:
     def on_epoch_start(self, run):
         pass
 
+    def reduce_loss(self, run, loss):
+        return loss
+
     def on_loss(self, run, loss):
+        pass
+
+    def on_backward_end(self, run):
         pass
 
     def on_step_end(self, run, loss):

@@ -99,6 +99,10 @@ class TrainingRun:
         self.steps_done = len(history.step_loss)
         self.lr = float("nan")
         self.stopped = None
+        # data parallelism (``Distributed``): this process's rank among ``size``, and
+        # the share of the current global batch it trains on
+        self.rank, self.size = 0, 1
+        self.batch_share = 1.0
 
     @property
     def last_epoch(self):
@@ -112,6 +116,23 @@ class TrainingRun:
     def call(self, hook, *args):
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)
+
+    def reduce_loss(self, loss: float) -> float:
+        """The step's loss as every hook and the history see it: each callback's
+        ``reduce_loss`` in turn (``Distributed`` averages it over the ranks)."""
+        for cb in self.callbacks:
+            loss = cb.reduce_loss(self, loss)
+        return loss
+
+    def local_indices(self, idx: np.ndarray) -> "np.ndarray | None":
+        """This rank's rows of the global batch ``idx`` (all of them in a world of 1),
+        or None when the batch has fewer rows than ranks (every rank skips it)."""
+        n = len(idx)
+        if n < self.size:
+            return None
+        lo, hi = self.rank * n // self.size, (self.rank + 1) * n // self.size
+        self.batch_share = (hi - lo) / n
+        return idx[lo:hi]
 
 
 def _seed_dropout(net, value):
@@ -128,11 +149,14 @@ def _seed_dropout(net, value):
             seed(int(value))
 
 
-def _epoch_streams(seed, epoch):
+def _epoch_streams(seed, epoch, rank=0, size=1):
     """Independent generators for the shuffle and the augmentation of one epoch, and a
-    32-bit dropout seed, all from (seed, epoch)."""
+    32-bit dropout seed, all from (seed, epoch). With ``size`` ranks the shuffle is
+    shared and rank ``rank`` gets its own augmentation and dropout streams."""
     ss = np.random.SeedSequence([int(seed), int(epoch)])
     s_shuffle, s_aug, s_drop = ss.spawn(3)
+    if size > 1:
+        s_aug, s_drop = s_aug.spawn(size)[rank], s_drop.spawn(size)[rank]
     return (np.random.default_rng(s_shuffle), np.random.default_rng(s_aug),
             int(s_drop.generate_state(1)[0]))
 
@@ -150,7 +174,8 @@ def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | Non
         eval_batch_size: int = 1024, shuffle: bool = True, divergence_factor: float = 1e3,
         snapshot_every: "int | None" = None, max_steps: "int | None" = None,
         tune_threads: "bool | None" = None, callbacks: "Sequence[Callback]" = (),
-        sync_every: int = 50, watch: bool = True, input_gradient: bool = False) -> History:
+        sync_every: int = 50, watch: bool = True, input_gradient: bool = False,
+        distributed: "bool | Callback" = False) -> History:
     """Train ``net`` on ``(X, y)`` with ``criterion``.
 
     Parameters
@@ -234,6 +259,12 @@ def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | Non
         Compute the first module's input gradient. By default the first module of a
         Sequential gets Torch7's ``gradInput = nil`` for the run (restored afterwards):
         the data never needs a gradient, and a Linear or Conv2d saves a GEMM a step.
+    distributed : bool or Distributed
+        Data-parallel over MPI (launch with ``mpiexec -n N``; ``fastnn.distributed``), CPU
+        nets: ``batch_size`` is the global batch, each rank trains on its share of every
+        batch and the gradients are averaged before each step. Only rank 0 logs, shows
+        the progress bar and writes the checkpoint. A world of size 1 without a launcher.
+        A ``fastnn.distributed.Distributed`` object sets its options (overlap).
 
     Returns
     -------
@@ -267,13 +298,20 @@ def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | Non
                 Monitor(monitor, early_stopping, keep_best=early_stopping is not None or
                         restore_best, restore_best=restore_best)]
     on_cpu = getattr(net, "backend", CPUBackend) is CPUBackend  # threads: the CPU's kernels
+    lead = True
+    if distributed:
+        from ..distributed import Distributed
+        # first: rank 0's weights before any snapshot
+        watchers.insert(0, distributed if isinstance(distributed, Distributed) else Distributed())
+        lead = watchers[0].rank == 0
+        log = log if lead else None
     if on_cpu and (tune_threads or (tune_threads is None and not chosen_by_user())):
         watchers.append(ThreadTuner())
-    if progress:
+    if progress and lead:
         watchers.append(ProgressBar())
     if log:
         watchers.append(EpochLog())
-    if checkpoint is not None:
+    if checkpoint is not None and lead:
         watchers.append(Checkpointer(checkpoint))
     if watch and on_cpu:  # a GPU loss is read every sync_every steps, not every step
         watchers.append(Watcher())
@@ -300,6 +338,8 @@ def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | Non
         seed = int(np.random.SeedSequence().entropy % (2 ** 63))
     run = TrainingRun(net, criterion, opt, history, int(seed), epochs, -(-n // batch_size),
                       log, watchers)
+    if distributed:
+        run.rank, run.size = watchers[0].rank, watchers[0].size
     if resumed is not None:
         run.call("load_state", resumed["extra"], resumed["arrays"])
 
@@ -318,10 +358,10 @@ def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | Non
         if schedule is not None:
             opt.config["learning_rate"] = float(schedule(epoch))
         run.lr = float(opt.config.get("learning_rate", float("nan")))
-        rng_shuffle, rng_aug, drop_seed = _epoch_streams(run.seed, epoch)
+        run.call("on_epoch_start")
+        rng_shuffle, rng_aug, drop_seed = _epoch_streams(run.seed, epoch, run.rank, run.size)
         order = rng_shuffle.permutation(n) if shuffle else np.arange(n)
         _seed_dropout(net, drop_seed)
-        run.call("on_epoch_start")
         net.train()
 
         totals = [0.0, 0, 0]  # loss * rows, correct, rows
@@ -356,7 +396,9 @@ def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | Non
         try:
             for b in range(run.batches_per_epoch):
                 run.batch = b
-                idx = order[b * batch_size:(b + 1) * batch_size]
+                idx = run.local_indices(order[b * batch_size:(b + 1) * batch_size])
+                if idx is None:
+                    break
                 xb = X[idx]
                 if aug is not None:
                     xb = aug(xb, rng_aug)
@@ -366,11 +408,12 @@ def fit(net: Module, criterion: "Criterion", X: np.ndarray, y: "np.ndarray | Non
                 loss = criterion.forward(out, tb)
                 on_device = isinstance(loss, DeviceLoss)
                 if not on_device:
-                    loss = float(loss)
+                    loss = run.reduce_loss(float(loss))
                     run.call("on_loss", loss)
                     if run.stopped is not None:
                         break
                 net.backward(xb, criterion.backward(out, tb))
+                run.call("on_backward_end")
                 opt.step()
                 steps_before = run.steps_done
                 run.steps_done += 1
