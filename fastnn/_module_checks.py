@@ -110,3 +110,8 @@ class ModuleChecks:
     def _check_ndim(self, x, ndims, what):
         if x.ndim not in ndims:
             raise ValueError(f"{self!r}: expected {what}, got input of shape {tuple(x.shape)}")
+
+
+def rows(a, lo, hi):
+    """a[lo:hi] along the batch axis (the array itself when that is all of it)."""
+    return a if lo == 0 and hi == a.shape[0] else a[lo:hi]

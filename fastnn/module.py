@@ -15,7 +15,7 @@ import numpy as np
 from ._contracts import apart, name_of
 from ._grads import _LAZY_ZERO_GRAD, GradientSlot, lazy_zero_grad  # noqa: F401 (re-exported)
 from ._module_arrays import FLOAT_DTYPES, STATE_KEYS, ModuleArrays  # noqa: F401
-from ._module_checks import ModuleChecks
+from ._module_checks import ModuleChecks, rows  # noqa: F401 (rows: re-exported)
 from ._runtime import parallel as _parallel
 from .backend import CPUBackend
 
@@ -445,12 +445,6 @@ def _concurrent_use(module, phase):
         f"time; give each thread its own copy (copy.deepcopy(net)).")
 
 
-def rows(a, lo, hi):
-    """a[lo:hi] along the batch axis (the array itself when that is all of it)."""
-    return a if lo == 0 and hi == a.shape[0] else a[lo:hi]
-
-
-# Container, FlatParameters, ParameterList and Sequential live in their own files;
-# importable from here as before (fastnn.module.Container, fastnn.module.Sequential)
+# Container, FlatParameters, ParameterList, Sequential: own files, importable from here too
 from .container import Container, FlatParameters, ParameterList  # noqa: E402,F401
 from .sequential import Sequential  # noqa: E402,F401
