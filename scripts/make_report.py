@@ -169,21 +169,26 @@ def tables():
                               "PCA-30 | PCA-30 clipped to [0, 1] | wall |\n"
                               "| --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
                               + "\n".join(rows) + "\n")
-    vrows = []
+    vrows, figures = [], []
     default = _load(os.path.join(RUNS, "ae_seed", "autoencoder_seed_results.json"))
     if default:
         vrows.append(f"| the seed recipe as the CLI runs it (`biasinit+small+hid2+mom0.8`) | "
-                     f"**{default['test_reconstruction']:.2f}** | "
-                     f"![](img/autoencoder_seed_reconstructions.png) |")
+                     f"**{default['test_reconstruction']:.2f}** |")
+        figures.append("The seed recipe as the CLI runs it:\n\n"
+                       "![seed recipe](img/autoencoder_seed_reconstructions.png)\n")
     for v, why in VARIANTS.items():
-        r = _load(os.path.join(RUNS, "ae_variants",
-                               f"autoencoder_variant_{v.replace('+', '_')}.json"))
+        name = v.replace("+", "_")
+        r = _load(os.path.join(RUNS, "ae_variants", f"autoencoder_variant_{name}.json"))
         if r:
-            vrows.append(f"| {why} (`{v}`) | {r['test_reconstruction']:.2f} | "
-                         f"![](img/autoencoder_variant_{v.replace('+', '_')}.png) |")
+            vrows.append(f"| {why} (`{v}`) | {r['test_reconstruction']:.2f} |")
+            figures.append(f"{why[0].upper() + why[1:]}:\n\n"
+                           f"![{v}](img/autoencoder_variant_{name}.png)\n")
     if vrows:
-        out["ae_variants"] = ("| seed recipe | test reconstruction | reconstructions |\n"
-                              "| --- | ---: | --- |\n" + "\n".join(vrows) + "\n")
+        note = runs.get("ae-variants")
+        foot = (f"\n`{note['command']}` at commit {note['commit']}: {note['minutes']} min wall "
+                f"for the four variants.\n" if note else "")
+        out["ae_variants"] = ("| seed recipe | test reconstruction |\n| --- | ---: |\n"
+                              + "\n".join(vrows) + "\n" + foot + "\n" + "\n".join(figures))
     return out
 
 
