@@ -160,7 +160,8 @@ def split_autoencoder(net: nn.Sequential) -> "tuple[nn.Sequential, nn.Sequential
     return nn.Sequential(*mods[:cut]), nn.Sequential(*mods[cut:])
 
 
-def activation_mlp(act: str = "ReLU", batchnorm: bool = False, hidden=(256, 128), *,
+def activation_mlp(act: str = "ReLU", batchnorm: bool = False,
+                   hidden: "tuple[int, ...]" = (256, 128), *,
                    norm: "str | None" = None, dropout: float = 0.0) -> nn.Sequential:
     """The MLP the comparisons train (``fastnn compare``): 784-256-128-10 by default,
     each hidden Linear followed by the normalization, the activation and the dropout.

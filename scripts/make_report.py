@@ -4,10 +4,11 @@
   FASTNN_DATA=../shared/data python scripts/make_report.py [--only STEP,...] [--epochs N]
         [--seeds N] [--ae-best-epochs N] [--threads N] [--tables-only]
 
-How long it takes: about 35 minutes on a quiet 2-core machine with the defaults below
-(each comparison 1.5-3 minutes, the pre-training comparison about 8, the seed-recipe
-autoencoder 1 minute, the best recipe 6.5, the four seed-recipe variants 2.5 each); on a
-busy machine several times that (see docs/report.md's header for the run behind it).
+How long it takes: about 45 minutes with the defaults. The run behind docs/report.md took
+44 minutes of steps on a 2-core machine shared with other jobs (load average 7-30): the
+comparisons 3-7 minutes each, pre-training 13, the seed and best autoencoders 2 and 7, the
+four seed-recipe variants 5. A quiet machine takes less (`compare dropout`: 70 s against
+4.5 minutes under that load).
 
 Each STEP runs the command that docs/report.md names for it, as a child process, with its
 log, JSON and PNGs under runs/report/; then the PNGs are copied to docs/img/ and the
