@@ -4,11 +4,10 @@
   FASTNN_DATA=../shared/data python scripts/make_report.py [--only STEP,...] [--epochs N]
         [--seeds N] [--ae-best-epochs N] [--threads N] [--tables-only]
 
-How long it takes: about 45 minutes with the defaults. The run behind docs/report.md took
-44 minutes of steps on a 2-core machine shared with other jobs (load average 7-30): the
-comparisons 3-7 minutes each, pre-training 13, the seed and best autoencoders 2 and 7, the
-four seed-recipe variants 5. A quiet machine takes less (`compare dropout`: 70 s against
-4.5 minutes under that load).
+How long it takes: 25 to 45 minutes with the defaults on a 2-core machine shared with
+other jobs. The run behind docs/report.md took 25 minutes of steps (load average 1-22):
+the comparisons 1-3 minutes each, pre-training 5, the seed and best autoencoders 1 and 8,
+the four seed-recipe variants 4; an earlier run under load averages of 7-30 took 44.
 
 Each STEP runs the command that docs/report.md names for it, as a child process, with its
 log, JSON and PNGs under runs/report/; then the PNGs are copied to docs/img/ and the
