@@ -4,9 +4,9 @@
   FASTNN_DATA=../shared/data python scripts/make_report.py [--only STEP,...] [--epochs N]
         [--seeds N] [--ae-best-epochs N] [--threads N] [--tables-only]
 
-How long it takes: 25 to 45 minutes with the defaults on a 2-core machine shared with
-other jobs. The run behind docs/report.md took 25 minutes of steps (load average 1-22):
-the comparisons 1-3 minutes each, pre-training 5, the seed and best autoencoders 1 and 8,
+How long it takes: 20 to 45 minutes with the defaults on a 2-core machine shared with
+other jobs. The run behind docs/report.md took 18 minutes of steps (load average 2-12):
+the comparisons 1-2 minutes each, pre-training 4, the seed and best autoencoders 1 and 5,
 the four seed-recipe variants 4; an earlier run under load averages of 7-30 took 44.
 
 Each STEP runs the command that docs/report.md names for it, as a child process, with its
