@@ -160,32 +160,50 @@ def split_autoencoder(net: nn.Sequential) -> "tuple[nn.Sequential, nn.Sequential
     return nn.Sequential(*mods[:cut]), nn.Sequential(*mods[cut:])
 
 
-def activation_mlp(act: str, batchnorm: bool = False,
-                   hidden: "tuple[int, ...]" = (256, 128)) -> nn.Sequential:
-    """The MLP ``fastnn compare-activations`` trains with each activation.
+def activation_mlp(act: str = "ReLU", batchnorm: bool = False,
+                   hidden: "tuple[int, ...]" = (256, 128), *,
+                   norm: "str | None" = None, dropout: float = 0.0) -> nn.Sequential:
+    """The MLP the comparisons train (``fastnn compare``): 784-256-128-10 by default,
+    each hidden Linear followed by the normalization, the activation and the dropout.
 
     Parameters
     ----------
     act : str
-        The name of a fastnn activation class (``"ReLU"``, ``"ELU"``, ...), or ``"none"``
-        for no activation.
+        ``"ReLU"``, ``"ELU"``, ``"LeakyReLU"``, ``"SoftPlus"`` (any fastnn activation
+        class name) or ``"none"``.
     batchnorm : bool
-        Put a BatchNormalization after every hidden Linear.
+        ``BatchNormalization(0.9)`` after every hidden Linear (the older spelling of
+        ``norm="BatchNormalization"`` without the ``ChannelwiseScaling``).
     hidden : tuple of int
-        The hidden layers' widths.
+        Hidden layer sizes.
+    norm : str, optional
+        ``"BatchMeanSubtraction"`` or ``"BatchNormalization"`` (followed by
+        ``ChannelwiseScaling``, the homework's learnable scale and shift), after every
+        hidden Linear.
+    dropout : float
+        ``Dropout(dropout)`` after every hidden activation when positive.
 
     Returns
     -------
     Sequential
-        784-hidden...-10 with LogSoftMax.
+        Ending in ``LogSoftMax`` (train with ``ClassNLLCriterion``).
     """
+    if norm not in (None, "BatchMeanSubtraction", "BatchNormalization"):
+        raise ValueError(f"activation_mlp: norm must be None, 'BatchMeanSubtraction' or "
+                         f"'BatchNormalization', got {norm!r}")
     layers = []
     sizes = (784,) + tuple(hidden)
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers.append(nn.Linear(a, b))
         if batchnorm:
             layers.append(nn.BatchNormalization(0.9))
+        if norm == "BatchMeanSubtraction":
+            layers.append(nn.BatchMeanSubtraction(0.9))
+        elif norm == "BatchNormalization":
+            layers += [nn.BatchNormalization(0.9), nn.ChannelwiseScaling(b)]
         if act != "none":
             layers.append(getattr(nn, act)())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
     layers += [nn.Linear(sizes[-1], 10), nn.LogSoftMax()]
     return nn.Sequential(*layers)

@@ -3,7 +3,11 @@
 batch 256, MSECriterion), trained on the CLI's train/validation split; prints the test
 reconstruction (squared error summed per image, averaged over the test set).
 
-  FASTNN_DATA=../shared/data python scripts/autoencoder_seed_variants.py VARIANT ...
+  FASTNN_DATA=../shared/data python scripts/autoencoder_seed_variants.py [--out DIR] VARIANT ...
+
+With ``--out DIR`` each variant also writes ``autoencoder_variant_<VARIANT>.png`` (ten
+validation digits: original / this variant / PCA-30 clipped to [0, 1]) and
+``autoencoder_variant_<VARIANT>.json`` (its test reconstruction) there.
 
 A VARIANT joins tokens with "+"; they apply to the seed net built *without* the CLI's
 mean-image start (``autoencoder_net("seed")``):
@@ -12,6 +16,8 @@ mean-image start (``autoencoder_net("seed")``):
   small        with biasinit: the output Linear's weights scaled by 0.1 (biasinit+small
                is what ``fastnn train mnist --model autoencoder --recipe seed`` does)
   inbn         BatchNormalization on the 784 inputs, in front of the net
+  nocodebn     no BatchNormalization after the 30-unit code Linear
+  nobn         no BatchNormalization anywhere
   m05, m07     SGD momentum 0.5 / 0.7 (default 0.6); momM sets any momentum M (mom0.8)
   hidS         the initial weights of every Linear but the output one scaled by S (hid2,
                hid1.5, ...; each is followed by BatchNormalization, so this only changes
@@ -41,6 +47,13 @@ def build(tokens, X_tr):
     net = models.autoencoder("seed", X_tr.mean(axis=0) if "biasinit" in tokens else None,
                               hidden_scale=hidden,
                               output_scale=0.1 if "small" in tokens else 1.0)
+    if "nobn" in tokens or "nocodebn" in tokens:
+        mods = list(net.modules)
+        code = next(i for i, m in enumerate(mods)
+                    if isinstance(m, nn.Linear) and m.n_out == models.AE_SIZES[-1])
+        net = nn.Sequential(*[m for i, m in enumerate(mods)
+                              if not isinstance(m, nn.BatchNormalization)
+                              or ("nocodebn" in tokens and i != code + 1)])
     if "inbn" in tokens:
         net = nn.Sequential(nn.BatchNormalization(0.9), *net.modules)
     return net
@@ -61,7 +74,25 @@ def recalibrate(net, X, batch_size=256, seed=0):
     net.evaluate()
 
 
-def main(variants):
+def write_figures(out, variant, net, X_tr, X_val, Xt, test_rec):
+    """The variant's reconstructions of ten validation digits beside PCA-30's, and its
+    figure as JSON."""
+    import json
+    import os
+    from fastnn.cli.experiments import _plot_reconstructions, pca_fit, pca_reconstruct
+    from fastnn.train import predict
+    os.makedirs(out, exist_ok=True)
+    mean, comps = pca_fit(X_tr, 30)
+    sample = X_val[:10]
+    name = variant.replace("+", "_")
+    _plot_reconstructions(os.path.join(out, f"autoencoder_variant_{name}.png"), sample,
+                          predict(net, sample), np.clip(pca_reconstruct(sample, mean, comps), 0, 1),
+                          f"seed recipe, variant {variant}: test reconstruction {test_rec:.2f}")
+    with open(os.path.join(out, f"autoencoder_variant_{name}.json"), "w") as f:
+        json.dump({"variant": variant, "test_reconstruction": test_rec}, f)
+
+
+def main(variants, out=None):
     X_tr, _, X_val, _, Xt, _ = common._split(common.RunOptions(progress=False))
     crit = nn.MSECriterion()
     for variant in variants:
@@ -76,8 +107,10 @@ def main(variants):
             schedule=common._schedule("step3", 0.1, 9), X_val=X_val, metric=None,
             seed=seed_of(tokens),
             progress=False, log=lambda *a: None)
-        print(f"{variant}: test reconstruction {evaluate(net, crit, Xt, None, metric=None)[0]:.2f}",
-              flush=True)
+        test_rec = evaluate(net, crit, Xt, None, metric=None)[0]
+        print(f"{variant}: test reconstruction {test_rec:.2f}", flush=True)
+        if out:
+            write_figures(out, variant, net, X_tr, X_val, Xt, test_rec)
         if "recalibrate" in tokens:
             recalibrate(net, X_tr)
             print(f"{variant}: after recalibration "
@@ -85,4 +118,8 @@ def main(variants):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["plain", "biasinit+small"])
+    argv = sys.argv[1:]
+    out_dir = None
+    if argv[:1] == ["--out"]:
+        out_dir, argv = argv[1], argv[2:]
+    main(argv or ["plain", "biasinit+small"], out_dir)

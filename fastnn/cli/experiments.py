@@ -1,5 +1,5 @@
 """The CLI's experiments: the autoencoder against PCA-30, pre-training a classifier on the
-autoencoder's code, and the activation comparison."""
+autoencoder's code, and ``compare-activations`` (an alias of ``compare.py``)."""
 import time
 
 import numpy as np
@@ -111,6 +111,8 @@ def run_autoencoder(run, recipe="best", epochs=None, batch_size=None, lr=None,
     test_rec, _ = evaluate(net, nn.MSECriterion(), Xt, None, metric=None)
     mean, comps = pca_fit(X_tr, 30)
     pca_rec = _sse_per_image(pca_reconstruct(Xt, mean, comps), Xt)
+    # the homework suggests clipping PCA's reconstruction to the pixels' range [0, 1]
+    pca_clipped = _sse_per_image(np.clip(pca_reconstruct(Xt, mean, comps), 0, 1), Xt)
     plot = _out_path(run, f"autoencoder_{recipe}_history.png")
     if plot and _can_plot("the history plot"):
         history.plot(plot, title=f"autoencoder ({recipe}): test reconstruction {test_rec:.2f}")
@@ -120,13 +122,16 @@ def run_autoencoder(run, recipe="best", epochs=None, batch_size=None, lr=None,
         _plot_reconstructions(grid, sample, predict(net, sample),
                               pca_reconstruct(sample, mean, comps),
                               f"validation digits: original / autoencoder ({test_rec:.2f}) / "
-                              f"PCA-30 ({pca_rec:.2f}); squared error per image on the test set")
+                              f"PCA-30 clipped to [0, 1] ({pca_clipped:.2f}; unclipped "
+                              f"{pca_rec:.2f}); squared error per image on the test set")
     _write_json(_out_path(run, f"autoencoder_{recipe}_results.json"), {
         "model": "autoencoder", "recipe": recipe, "test_reconstruction": test_rec,
-        "pca30_test_reconstruction": pca_rec, "train_seconds": train_time, "seed": run.seed,
+        "pca30_test_reconstruction": pca_rec, "pca30_clipped_test_reconstruction": pca_clipped,
+        "train_seconds": train_time, "seed": run.seed,
         "parameters": _count_params(net), "history": history.to_dict()})
     print(f"training time: {train_time:.1f}s")
     _export_onnx(export_onnx, net, Xt[:1])
+    print(f"PCA-30 clipped to [0, 1]: {pca_clipped:.2f}")
     print(f"test reconstruction: {test_rec:.2f} (PCA-30: {pca_rec:.2f})")
     return 0
 
@@ -179,61 +184,10 @@ def run_pretrain(run, recipe="best", epochs=None, batch_size=None, lr=None, opti
     return 0
 
 
-ACTIVATIONS = ("ReLU", "ELU", "LeakyReLU", "SoftPlus", "none")
-
-
 def compare_activations(run, epochs=3, batch_size=128, lr=0.01, batchnorm=False):
-    """The same MLP (``fastnn.models.activation_mlp``) with each activation in
-    ``ACTIVATIONS`` (and, with ``batchnorm``, ReLU and ELU after BatchNormalization):
-    prints a table of final train loss, test accuracy and seconds per epoch, and writes
-    the loss curves' plot and a JSON of the table into ``run.out``."""
-    import fastnn as nn
-    from ..train import evaluate, fit
-    X_tr, y_tr, X_val, y_val, Xt, yt = _split(run)
-    variants = [(a, False) for a in ACTIVATIONS]
-    if batchnorm:
-        variants += [(a, True) for a in ("ReLU", "ELU")]
-    rows = []
-    curves = {}
-    for act, bn in variants:
-        name = act + (" + BatchNorm" if bn else "")
-        nn.manual_seed(run.seed)
-        net = models.activation_mlp(act, bn)
-        crit = nn.ClassNLLCriterion()
-        print(f"--- {name}")
-        h = fit(net, crit, X_tr, y_tr, optimizer="sgd",
-                config={"learning_rate": lr, "momentum": 0.9}, epochs=epochs,
-                batch_size=batch_size, seed=run.seed, progress=run.progress,
-                log=print, max_steps=run.max_steps)
-        _, acc = evaluate(net, crit, Xt, yt)
-        rows.append((name, h.train_loss[-1], acc, float(np.mean(h.epoch_time))))
-        curves[name] = (h.step_positions(), h.step_loss)
-    print()
-    print(f"{'activation':<22}{'final train loss':>18}{'test accuracy':>15}{'s/epoch':>10}")
-    for name, loss, acc, sec in rows:
-        print(f"{name:<22}{loss:>18.4f}{acc:>15.4f}{sec:>10.1f}")
-    path = _out_path(run, "compare_activations.png")
-    if path and _can_plot("the comparison plot"):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        fig = Figure(figsize=(8, 5))
-        FigureCanvasAgg(fig)
-        ax = fig.subplots()
-        for name, (xs, ys) in curves.items():
-            ys = np.asarray(ys, np.float64)
-            k = max(1, min(25, len(ys) // 20))
-            smooth = np.convolve(ys, np.ones(k) / k, mode="valid")
-            ax.plot(xs[k - 1:], smooth, label=name, lw=1.2)
-        ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"train loss (moving average of {k} steps)")
-        ax.set_title(f"MLP 784-256-128-10 on MNIST, SGD momentum, lr {lr:g}")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        print(f"loss plot: {path}")
-    _write_json(_out_path(run, "compare_activations.json"),
-                [dict(activation=r[0], final_train_loss=r[1], test_accuracy=r[2],
-                      seconds_per_epoch=r[3]) for r in rows])
-    return 0
+    """``fastnn compare-activations``, the older spelling of ``fastnn compare activations``
+    (``compare.py``) with its own defaults: 3 epochs, one seed; ``batchnorm`` adds ReLU
+    and ELU with BatchNormalization."""
+    from . import compare
+    return compare.run(run, "activations", epochs=epochs, seeds=1, batch_size=batch_size,
+                       lr=lr, batchnorm=batchnorm)

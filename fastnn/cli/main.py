@@ -6,7 +6,9 @@
                      [--export-onnx PATH]
   fastnn train mnist --model autoencoder [--recipe {best,seed}] [--pretrain-classifier]
   fastnn demo [--epochs N] [--seed S]
-  fastnn compare-activations [--epochs N] [--out DIR]
+  fastnn compare {activations,normalization,dropout,optimizers,pretraining} [--epochs N]
+                 [--seeds N] [--lr LR] [--out DIR]
+  fastnn compare-activations [--epochs N] [--out DIR]   (compare activations, one seed)
   fastnn --version
 
 This file is the only one that sees argparse: each command's ``_add_<command>`` declares
@@ -302,6 +304,42 @@ def _run_compare_activations(ns) -> int:
                                batch_size=ns.batch_size, lr=ns.lr, batchnorm=ns.batchnorm)
 
 
+def _add_compare(sub):
+    from .compare import DEFAULT_EPOCHS, WHATS
+    out = os.path.join(DEFAULT_OUT_ROOT, "compare")
+    p = sub.add_parser("compare", help="the homework's comparisons, mean ± std over seeds",
+                       description="Train the same MLP (784-256-128-10; pretraining: the "
+                                   "autoencoder's encoder) once per variant and seed on the "
+                                   "55k/5k split; print mean ± std of the test accuracy, the "
+                                   "final training loss and the seconds per epoch; write the "
+                                   "plot, the table and the JSON.")
+    p.add_argument("what", choices=WHATS,
+                   help="activations: ReLU, ELU, LeakyReLU, SoftPlus; normalization: none, "
+                        "BatchMeanSubtraction, BatchNormalization + ChannelwiseScaling; "
+                        "dropout: p = 0, 0.2, 0.5; optimizers: sgd_momentum and adam, each at "
+                        "its best learning rate on the validation split; pretraining: from "
+                        "scratch or after autoencoder pre-training")
+    p.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS, metavar="N",
+                   help=f"passes over the training set per run (default {DEFAULT_EPOCHS})")
+    p.add_argument("--seeds", type=_positive_int, default=3, metavar="N",
+                   help="runs per variant, seeds --seed, --seed+1, ... (default 3)")
+    p.add_argument("--batch-size", type=_positive_int, default=128, metavar="B",
+                   help="samples per step (default 128)")
+    p.add_argument("--lr", type=_positive_float, default=0.01,
+                   help="SGD learning rate, momentum 0.9 (default 0.01; optimizers: a grid)")
+    p.add_argument("--pretrain-epochs", type=_positive_int, default=None, metavar="N",
+                   help="pretraining: autoencoder epochs (default: the seed recipe's 9)")
+    _add_run_options(p, out_help=f"write the plot (PNG), the table (markdown) and every "
+                                 f"run's figures (JSON) here (default: {out})")
+    p.set_defaults(run=_run_compare, out=out)
+
+
+def _run_compare(ns) -> int:
+    from .compare import run
+    return run(_run_options(ns, out=ns.out), ns.what, epochs=ns.epochs, seeds=ns.seeds,
+               batch_size=ns.batch_size, lr=ns.lr, pretrain_epochs=ns.pretrain_epochs)
+
+
 def _version() -> str:
     from .. import __version__
     return f"fastnn {__version__}"
@@ -323,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_demo(sub)
     _add_compare_activations(sub)
+    _add_compare(sub)
     return parser
 
 
