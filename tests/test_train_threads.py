@@ -41,14 +41,14 @@ def drive(tuner, state, step_time, steps):
 
 
 def test_keeps_two_threads_when_they_are_faster(simulated):
-    tuner = ThreadTuner(probe_steps=5)
+    tuner = ThreadTuner(probe_steps=5, probe_seconds=0)
     drive(tuner, simulated, {1: 0.010, 2: 0.006}, 40)
     assert tuner.choice == 2 and simulated["threads"] == 2
     assert tuner.history[0][2] == 2
 
 
 def test_one_thread_when_the_host_is_busy_and_the_probe_stops_early(simulated):
-    tuner = ThreadTuner(probe_steps=5, warmup=1, abort_after=2)
+    tuner = ThreadTuner(probe_steps=5, warmup=1, abort_after=2, probe_seconds=0)
     _, slow_steps = drive(tuner, simulated, {1: 0.010, 2: 0.200}, 40)
     assert tuner.choice == 1 and simulated["threads"] == 1
     assert slow_steps == 3  # one warm-up step and two slow ones, not a whole probe
@@ -57,13 +57,13 @@ def test_one_thread_when_the_host_is_busy_and_the_probe_stops_early(simulated):
 
 
 def test_similar_speeds_keep_the_configured_count(simulated):
-    tuner = ThreadTuner(probe_steps=5, margin=0.9)
+    tuner = ThreadTuner(probe_steps=5, margin=0.9, probe_seconds=0)
     drive(tuner, simulated, {1: 0.0095, 2: 0.010}, 40)
     assert tuner.choice == 2
 
 
 def test_reprobes_within_a_long_epoch(simulated):
-    tuner = ThreadTuner(probe_steps=3, reprobe_steps=10)
+    tuner = ThreadTuner(probe_steps=3, reprobe_steps=10, probe_seconds=0)
     drive(tuner, simulated, {1: 0.010, 2: 0.005}, 60)
     assert len(tuner.history) >= 3
 
@@ -84,3 +84,24 @@ def test_fit_restores_the_thread_count():
     fastnn.fit(net, fastnn.ClassNLLCriterion(), X, y, epochs=1, batch_size=8, progress=False,
                log=None, seed=0)
     assert parallel.threads() == before
+
+
+def test_each_setting_is_probed_for_probe_seconds(simulated):
+    tuner = ThreadTuner(probe_steps=2, warmup=0, probe_seconds=0.1)
+    drive(tuner, simulated, {1: 0.010, 2: 0.006}, 12)  # one thread: 10 steps for 0.1 s
+    assert tuner.history == [] and simulated["threads"] == 2  # still probing two threads
+
+
+def test_stalls_count_through_the_mean(simulated):
+    """Two threads fast on most steps but stalled on some (a busy host's time slices):
+    the mean shows it, the median would not."""
+    tuner = ThreadTuner(probe_steps=6, warmup=0, probe_seconds=0, abort_after=100)
+    run = types.SimpleNamespace(epoch=0, steps_done=0)
+    tuner.on_epoch_start(run)
+    pattern = {1: [0.010] * 6, 2: [0.006, 0.006, 0.006, 0.006, 0.080, 0.080]}
+    for threads in (1, 2):
+        for dt in pattern[threads]:
+            simulated["now"] += dt
+            run.steps_done += 1
+            tuner.on_step_end(run, 0.0)
+    assert tuner.choice == 1

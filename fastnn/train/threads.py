@@ -21,7 +21,7 @@ from .callbacks import Callback
 class ThreadTuner(Callback):
     """Time ``probe_steps`` steps at one thread, then up to as many at the configured
     count (``parallel.threads()``), and keep the configured count unless one thread is
-    clearly faster (its median below ``margin`` times the other's). The configured count's probe stops
+    clearly faster (its mean step below ``margin`` times the other's). The configured count's probe stops
     early once ``abort_after`` of its steps each took over twice the one-thread median,
     so a busy host costs a few slow steps per probe, not a whole probe. Restores the
     configured count when the run ends.
@@ -33,19 +33,22 @@ class ThreadTuner(Callback):
     reprobe_steps : int
         Probe again after that many steps within an epoch.
     margin : float
-        One thread is chosen when its median step is below ``margin`` times the
+        One thread is chosen when its mean step is below ``margin`` times the
         configured count's.
     warmup : int
         Steps dropped after each switch (thread pools waking up).
     abort_after : int
         Slow steps that end the configured count's probe early.
+    probe_seconds : float
+        Each setting is probed for at least this long (and ``probe_steps`` steps).
     """
 
     def __init__(self, probe_steps=10, reprobe_steps=2000, margin=0.9, warmup=1,
-                 abort_after=2):
+                 abort_after=2, probe_seconds=0.25):
         self.configured = parallel.threads()
         self.probe_steps, self.reprobe_steps = int(probe_steps), int(reprobe_steps)
         self.margin, self.warmup, self.abort_after = float(margin), int(warmup), int(abort_after)
+        self.probe_seconds = float(probe_seconds)
         self.choice = self.configured
         self.history = []  # (epoch, step, chosen threads, median one, median configured)
         self._phase, self._times, self._last, self._since = "done", {}, None, 0
@@ -64,9 +67,11 @@ class ThreadTuner(Callback):
         self._last = time.perf_counter()
 
     def _finish(self, run):
-        one = float(np.median(self._times["one"][self.warmup:]))
+        # means, not medians: a busy host shows as occasional long stalls of the joins,
+        # which a median would hide
+        one = float(np.mean(self._times["one"][self.warmup:]))
         many_times = self._times["many"][self.warmup:]
-        many = float(np.median(many_times)) if many_times else float("inf")
+        many = float(np.mean(many_times)) if many_times else float("inf")
         self.choice = 1 if one < self.margin * many else self.configured
         self._set(self.choice)
         self.history.append((run.epoch, run.steps_done, self.choice, one, many))
@@ -86,16 +91,19 @@ class ThreadTuner(Callback):
             if self._since >= self.reprobe_steps:
                 self._start_probe()
             return
-        self._times[self._phase].append(elapsed)
-        n = len(self._times[self._phase]) - self.warmup
+        times = self._times[self._phase]
+        times.append(elapsed)
+        n = len(times) - self.warmup
+        # long enough to see the scheduler's time slices, not only a lucky stretch
+        done = n >= self.probe_steps and sum(times[self.warmup:]) >= self.probe_seconds
         if self._phase == "one":
-            if n >= self.probe_steps:
+            if done:
                 self._phase = "many"
                 self._set(self.configured)
             return
-        one = float(np.median(self._times["one"][self.warmup:]))
-        slow = sum(t > 2.0 * one for t in self._times["many"][self.warmup:])
-        if n >= self.probe_steps or slow >= self.abort_after:
+        one = float(np.mean(self._times["one"][self.warmup:]))
+        slow = sum(t > 2.0 * one for t in times[self.warmup:])
+        if done or slow >= self.abort_after:
             self._finish(run)
 
     def on_fit_end(self, run):
