@@ -64,7 +64,7 @@ TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 
 #: Seconds a mirror may take to accept the connection: offline, every mirror fails within
-#: this, so the error comes within len(MIRRORS) * CONNECT_TIMEOUT (15 s).
+#: this, so the error comes within len(MIRRORS) * CONNECT_TIMEOUT.
 CONNECT_TIMEOUT = 5.0
 #: Seconds a connected mirror may stay silent before we give up on it.
 DOWNLOAD_TIMEOUT = 30.0

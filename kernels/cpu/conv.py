@@ -52,7 +52,7 @@ from ._conv_im2col import (_chunk, _dims, _expand_activated, _expand_grad, _fill
 from .activation import NONE
 from .blas import gemm
 
-# Scratch elements per chunk (8 MiB in float32): the columns im2col writes are still in L3
+# Scratch elements per chunk: the columns im2col writes are still in L3
 # when the GEMM reads them (asv ablations.ConvColumnsChunk measures the choice).
 COLUMNS_BUDGET = 1 << 21
 
