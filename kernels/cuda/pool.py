@@ -41,10 +41,25 @@ def _forward(x, out, indices, k, stride, C, H, W, Ho, Wo):
         e += cuda.gridsize(1)
 
 
+@cuda.jit(device=True)
+def _windows(i, k, stride, n_out, like_index):
+    """First and last output window (along one axis, ``n_out`` of them) holding input
+    position ``i``: o * stride <= i < o * stride + k. ``i - k`` only when i >= k (indices
+    may be unsigned); no builtin min/max: numba 0.68's CUDA target cannot compile their
+    vararg overloads. ``like_index`` gives the index type."""
+    one = index_like(like_index, 1)
+    lo = index_like(like_index, 0)
+    if i >= k:
+        lo = index_like(like_index, i - k) // stride + one
+    hi = i // stride
+    if hi >= n_out:
+        hi = n_out - one
+    return lo, hi
+
+
 @cuda.jit(cache=True)
 def _backward(go, gi, indices, k, stride, C, H, W, Ho, Wo):
     HW = index_like(W, H * W)
-    zero = index_like(W, 0)
     one = index_like(W, 1)
     e = cuda.grid(1)
     while e < gi.size:
@@ -55,21 +70,8 @@ def _backward(go, gi, indices, k, stride, C, H, W, Ho, Wo):
         iw = index_like(W, pos - ih * W)
         n = nc // C
         c = nc - n * C
-        # windows oh with oh * stride <= ih < oh * stride + k (ih - k only when ih >= k:
-        # unsigned); no builtin min/max in kernels: numba 0.68's built-in CUDA target
-        # cannot compile their vararg overloads
-        oh_lo = zero
-        if ih >= k:
-            oh_lo = index_like(W, ih - k) // stride + one
-        oh_hi = ih // stride
-        if oh_hi >= Ho:
-            oh_hi = Ho - one
-        ow_lo = zero
-        if iw >= k:
-            ow_lo = index_like(W, iw - k) // stride + one
-        ow_hi = iw // stride
-        if ow_hi >= Wo:
-            ow_hi = Wo - one
+        oh_lo, oh_hi = _windows(ih, k, stride, Ho, W)
+        ow_lo, ow_hi = _windows(iw, k, stride, Wo, W)
         acc = like(gi, 0.0)
         for oh in range(oh_lo, oh_hi + one):
             for ow in range(ow_lo, ow_hi + one):
@@ -137,7 +139,6 @@ def _avg_forward(x, out, k, stride, C, H, W, Ho, Wo):
 @cuda.jit(cache=True)
 def _avg_backward(go, gi, k, stride, C, H, W, Ho, Wo):
     HW = index_like(W, H * W)
-    zero = index_like(W, 0)
     one = index_like(W, 1)
     area = like(gi, k * k)
     e = cuda.grid(1)
@@ -149,19 +150,8 @@ def _avg_backward(go, gi, k, stride, C, H, W, Ho, Wo):
         iw = index_like(W, pos - ih * W)
         n = nc // C
         c = nc - n * C
-        # the windows that hold (ih, iw), as in _backward
-        oh_lo = zero
-        if ih >= k:
-            oh_lo = index_like(W, ih - k) // stride + one
-        oh_hi = ih // stride
-        if oh_hi >= Ho:
-            oh_hi = Ho - one
-        ow_lo = zero
-        if iw >= k:
-            ow_lo = index_like(W, iw - k) // stride + one
-        ow_hi = iw // stride
-        if ow_hi >= Wo:
-            ow_hi = Wo - one
+        oh_lo, oh_hi = _windows(ih, k, stride, Ho, W)
+        ow_lo, ow_hi = _windows(iw, k, stride, Wo, W)
         acc = like(gi, 0.0)
         for oh in range(oh_lo, oh_hi + one):
             for ow in range(ow_lo, ow_hi + one):
